@@ -1,0 +1,110 @@
+# vinr-webhookd - see README.md.  `make run` and `make test` work from a fresh
+# clone on Debian 12: both first install what is missing (scripts/deps.sh).
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BUILD	?= build
+PYTHON	?= /usr/bin/python3
+
+PKGS	 = libmicrohttpd libcjson sqlite3 inih libsystemd openssl libcurl
+CC	?= cc
+WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wpointer-arith -Wcast-qual -Werror
+HARDEN	 = -fstack-protector-strong -D_FORTIFY_SOURCE=2
+CFLAGS	?= -O2 -g
+SAN	?=
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(SAN) $(WARN) $(HARDEN) \
+	   $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -Isrc
+LIBS	 = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LDFLAGS	?=
+
+# Everything in src/ but the programs' main files goes into one archive that
+# the daemon, the tools and the unit tests link against.
+LIB_SRCS = $(filter-out src/main.c src/vinrctl.c,$(wildcard src/*.c))
+LIB_OBJS = $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+SIM_SRCS = $(wildcard src/sim/*.c)
+SIM_OBJS = $(SIM_SRCS:src/sim/%.c=$(BUILD)/obj/sim/%.o)
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRCS = $(wildcard tests/bench/*.c)
+BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/%)
+
+PROGS	 = $(BUILD)/vinr-webhookd
+ifneq ($(wildcard src/vinrctl.c),)
+PROGS	+= $(BUILD)/vinrctl
+endif
+ifneq ($(SIM_SRCS),)
+PROGS	+= $(BUILD)/vinr-sim
+endif
+
+.PHONY: all deps run test unit e2e asan bench clean install
+all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/sim/%.o: src/sim/%.c $(wildcard src/*.h src/sim/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc/sim -c -o $@ $<
+
+# The migrations travel inside the binary (see src/store_int.h).
+$(BUILD)/gen/migrations.c: $(wildcard sql/*.sql) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh $(sort $(wildcard sql/*.sql)) > $@
+
+$(BUILD)/obj/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvinr.a: $(LIB_OBJS) $(BUILD)/obj/migrations.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/vinr-webhookd: $(BUILD)/obj/main.o $(BUILD)/libvinr.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/vinrctl: $(BUILD)/obj/vinrctl.o $(BUILD)/libvinr.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/vinr-sim: $(SIM_OBJS) $(BUILD)/libvinr.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvinr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS) -lcmocka
+
+$(BUILD)/%: tests/bench/%.c $(BUILD)/libvinr.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS)
+
+# The dependency install is its own step so that pkg-config exists before the
+# compile rules above expand their flags.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-dev.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit e2e
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: $(PROGS)
+	VINR_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+# The whole suite against an AddressSanitizer + UBSan build in build/asan.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(MAKE) --no-print-directory BUILD=build/asan \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" unit e2e
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh $(abspath $(BUILD))
+
+clean:
+	rm -rf build var

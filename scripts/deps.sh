@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian 12 packages vinr-webhookd needs to build, run and test,
+# but only those that are missing, so that a second run costs nothing.
+set -eu
+
+PKGS="gcc make pkg-config
+libmicrohttpd-dev libssl-dev libcjson-dev libsqlite3-dev sqlite3
+libcurl4-openssl-dev libinih-dev libsystemd-dev
+libcmocka-dev python3 python3-pytest curl"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: need root to apt-get install:$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,1186 @@
+/*
+ * config.c - the INI configuration of SPEC.md §6, and the secret sources.
+ *
+ * The file is parsed by libinih, but through ini_parse_stream() with our own
+ * line reader rather than ini_parse().  The reader is what lets us be strict
+ * and precise:
+ *
+ *  - it counts lines itself, so every error names the line it is on (inih's
+ *    handler is not told the line number, and ini_parse() silently splits a
+ *    line longer than its buffer into two, which shifts every later number);
+ *  - it refuses an overlong line instead of letting inih cut it in two;
+ *  - it checks section headers as they are read, so that "[foo]" is reported
+ *    on its own line even when no key follows it;
+ *  - it strips leading whitespace, which turns off inih's Python-style
+ *    continuation lines: an indented "key = value" is an ordinary key, and an
+ *    indented line without '=' is a syntax error instead of silently becoming
+ *    a second value of the previous key;
+ *  - it stops the parse at the first error (by returning NULL).
+ *
+ * The handler looks the key up in a table, refuses unknown and repeated keys,
+ * and parses the value into a copy of the caller's struct.  The copy replaces
+ * the caller's struct only when the whole file was good, so a failed load
+ * leaves it exactly as it was.
+ *
+ * Secrets are read with read(2) into buffers that are zeroed before they are
+ * freed; stdio would leave copies in its own buffers.
+ */
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define MAX_BODY_LIMIT		(64 * 1024 * 1024)
+#define TEN_YEARS		(10LL * 365 * 86400)
+#define MAX_RPS_LIMIT		1000.0
+#define SECRETS_MAX_SIZE	(1024 * 1024)
+/* How much of a bad value an error message quotes. */
+#define QUOTE_MAX		64
+
+enum kind {
+	K_STRING,	/* char *, empty = NULL */
+	K_REQUIRED,	/* char *, must not be empty */
+	K_LISTEN,	/* host:port or [v6]:port */
+	K_HTTP_PATH,	/* absolute, not a reserved path */
+	K_URL,		/* http:// or https://, one trailing '/' stripped */
+	K_SIZE,		/* size_t in [min, max] */
+	K_LONG,		/* long in [min, max] */
+	K_INT,		/* int in [min, max] */
+	K_SCHEME,	/* vinr | standard */
+	K_SYNC,		/* full | normal */
+	K_BOOL,		/* true | false | yes | no | on | off | 1 | 0 */
+	K_EVENTS,	/* outcomes | all */
+	K_MODE,		/* octal file mode, at most 0777 */
+	K_RATE		/* double, 0 < x <= MAX_RPS_LIMIT */
+};
+
+struct key {
+	const char	*section;
+	const char	*name;
+	enum kind	 kind;
+	size_t		 off;
+	long long	 min;
+	long long	 max;
+};
+
+#define OFF(f)	offsetof(struct config, f)
+
+static const struct key keys[] = {
+	{ "http",	"listen",	K_LISTEN,	OFF(listen),		0, 0 },
+	{ "http",	"path",		K_HTTP_PATH,	OFF(http_path),		0, 0 },
+	{ "http",	"max_body",	K_SIZE,		OFF(max_body),		1, MAX_BODY_LIMIT },
+	{ "webhook",	"scheme",	K_SCHEME,	OFF(scheme),		0, 0 },
+	{ "webhook",	"secret_file",	K_STRING,	OFF(secret_file),	0, 0 },
+	{ "webhook",	"tolerance",	K_LONG,		OFF(tolerance),		1, 86400 },
+	{ "storage",	"database",	K_REQUIRED,	OFF(database),		0, 0 },
+	{ "storage",	"event_log",	K_STRING,	OFF(event_log),		0, 0 },
+	{ "storage",	"synchronous",	K_SYNC,		OFF(synchronous),	0, 0 },
+	{ "storage",	"retain_days",	K_INT,		OFF(retain_days),	0, 36500 },
+	{ "forward",	"hook",		K_STRING,	OFF(hook),		0, 0 },
+	{ "forward",	"hook_timeout",	K_INT,		OFF(hook_timeout),	1, 86400 },
+	{ "forward",	"socket",	K_STRING,	OFF(socket),		0, 0 },
+	{ "forward",	"socket_ack",	K_BOOL,		OFF(socket_ack),	0, 0 },
+	{ "forward",	"max_attempts",	K_INT,		OFF(max_attempts),	1, 1000 },
+	{ "forward",	"events",	K_EVENTS,	OFF(events),		0, 0 },
+	{ "control",	"socket",	K_STRING,	OFF(control_socket),	0, 0 },
+	{ "control",	"mode",		K_MODE,		OFF(control_mode),	0, 0 },
+	{ "reconciler",	"api_base",	K_URL,		OFF(api_base),		0, 0 },
+	{ "reconciler",	"api_key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
+	{ "reconciler",	"interval",	K_INT,		OFF(interval),		1, TEN_YEARS },
+	{ "reconciler",	"stale_after",	K_INT,		OFF(stale_after),	1, TEN_YEARS },
+	{ "reconciler",	"max_backoff",	K_INT,		OFF(max_backoff),	1, TEN_YEARS },
+	{ "reconciler",	"give_up_after", K_INT,		OFF(give_up_after),	1, TEN_YEARS },
+	{ "reconciler",	"max_rps",	K_RATE,		OFF(max_rps),		0, 0 },
+};
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+static const char *const sections[] = {
+	"http", "webhook", "storage", "forward", "control", "reconciler"
+};
+#define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
+
+/* Every string the struct owns, for copy and release. */
+static const size_t string_fields[] = {
+	OFF(file), OFF(listen), OFF(listen_host), OFF(http_path),
+	OFF(secret_file), OFF(database), OFF(event_log), OFF(hook), OFF(socket),
+	OFF(control_socket), OFF(api_base), OFF(api_key_file)
+};
+#define NSTRINGS	(sizeof(string_fields) / sizeof(string_fields[0]))
+
+/* A field of struct config by offset. */
+#define FIELD(c, off, type)	((type *)(void *)((char *)(c) + (off)))
+
+struct parse {
+	struct config	*c;		/* the copy being filled */
+	const char	*path;
+	FILE		*fp;
+	char		*line;		/* getline(3) buffer */
+	size_t		 linecap;
+	int		 lineno;
+	int		 read_errno;	/* set when reading failed */
+	int		 errline;	/* line of the first error, 0 = none */
+	char		 msg[512];	/* that error, without "file:line: " */
+	int		 seen[NKEYS];	/* line that set each key, 0 = not yet */
+};
+
+static void	 defaults_scalars(struct config *);
+static char	*xstrdup(const char *);
+static int	 config_copy(struct config *, const struct config *);
+static void	 quote(char *, size_t, const char *);
+static void	 name_fmt(char *, size_t, const char *, size_t);
+static void	 parse_error(struct parse *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static int	 section_known(const char *, size_t);
+static const char *find_char_or_comment(const char *, const char *);
+static char	*parse_reader(char *, int, void *);
+static int	 parse_handler(void *, const char *, const char *, const char *);
+static const struct key *key_find(const char *, const char *);
+static int	 key_sensitive(const struct key *);
+static int	 key_set(struct config *, const struct key *, const char *,
+		    char *, size_t);
+static int	 key_unset(struct config *, const struct key *, char *, size_t);
+static int	 parse_integer(const char *, long long, long long, long long *,
+		    char *, size_t);
+static int	 parse_listen(struct config *, const char *, char *, size_t);
+static int	 parse_http_path(const char *, char *, size_t);
+static int	 parse_url(const char *, char **, char *, size_t);
+static int	 parse_mode(const char *, mode_t *, char *, size_t);
+static int	 parse_rate(const char *, double *, char *, size_t);
+static int	 set_string(char **, const char *);
+static void	 seterr(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static int	 secrets_read(struct secrets *, const char *, int, char *,
+		    size_t);
+static int	 secrets_add(struct secrets *, const char *, size_t);
+static void	 trim(const char **, size_t *);
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * config_defaults() cannot report failure, and a NULL where a default belongs
+ * would later read as "unset", so running out of memory this early aborts.
+ */
+static char *
+xstrdup(const char *s)
+{
+	char	*p;
+
+	if ((p = strdup(s)) == NULL) {
+		fputs("config: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+/* The defaults of every field that is not a string. */
+static void
+defaults_scalars(struct config *c)
+{
+	c->listen_port = 8787;
+	c->max_body = 262144;
+	c->scheme = SIG_SCHEME_VINR;
+	c->tolerance = 300;
+	c->synchronous = 2;
+	c->retain_days = 90;
+	c->hook_timeout = 30;
+	c->socket_ack = false;
+	c->max_attempts = 12;
+	c->events = FORWARD_OUTCOMES;
+	c->control_mode = 0660;
+	c->interval = 10;
+	c->stale_after = 120;
+	c->max_backoff = 900;
+	c->give_up_after = 86400;
+	c->max_rps = 2.0;
+}
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	defaults_scalars(c);
+	c->listen = xstrdup("127.0.0.1:8787");
+	c->listen_host = xstrdup("127.0.0.1");
+	c->http_path = xstrdup("/webhooks/vinr");
+	c->database = xstrdup("/var/lib/vinr-webhookd/vinr.db");
+	c->event_log = xstrdup("/var/log/vinr-webhookd/events.log");
+	c->control_socket = xstrdup("/run/vinr-webhookd/control.sock");
+	c->api_base = xstrdup("https://api.vinr.com");
+}
+
+void
+config_release(struct config *c)
+{
+	size_t	i;
+	char	**p;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < NSTRINGS; i++) {
+		p = FIELD(c, string_fields[i], char *);
+		free(*p);
+		*p = NULL;
+	}
+}
+
+/* A deep copy: dst owns its own strings.  Returns 0, or -1 out of memory. */
+static int
+config_copy(struct config *dst, const struct config *src)
+{
+	size_t	  i, j;
+	char	**p;
+
+	/* dst starts out sharing src's strings; each is replaced in turn. */
+	memcpy(dst, src, sizeof(*dst));
+	for (i = 0; i < NSTRINGS; i++) {
+		p = FIELD(dst, string_fields[i], char *);
+		if (*p != NULL && (*p = strdup(*p)) == NULL) {
+			for (j = i + 1; j < NSTRINGS; j++)
+				*FIELD(dst, string_fields[j], char *) = NULL;
+			config_release(dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Writes v into dst as a quoted string fit for a log line: at most QUOTE_MAX
+ * characters of it, with quotes, backslashes and anything unprintable escaped.
+ */
+static void
+quote(char *dst, size_t dstlen, const char *v)
+{
+	size_t	 n = 0, shown = 0;
+	char	 tmp[8];
+
+	if (dstlen < 8) {
+		if (dstlen > 0)
+			dst[0] = '\0';
+		return;
+	}
+	dst[n++] = '"';
+	for (; *v != '\0'; v++, shown++) {
+		unsigned char ch = (unsigned char)*v;
+		size_t len;
+
+		if (shown == QUOTE_MAX)
+			break;
+		if (ch == '"' || ch == '\\')
+			len = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			len = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", ch);
+		else
+			len = (size_t)snprintf(tmp, sizeof(tmp), "%c", ch);
+		/* Room for this, the closing quote, "..." and the NUL. */
+		if (n + len + 5 > dstlen)
+			break;
+		memcpy(dst + n, tmp, len);
+		n += len;
+	}
+	dst[n++] = '"';
+	if (*v != '\0') {
+		memcpy(dst + n, "...", 3);
+		n += 3;
+	}
+	dst[n] = '\0';
+}
+
+/*
+ * A section or key name for a message: bare when it is a plain word, quoted
+ * (and escaped) otherwise, so that "[ foo ]" or an empty name show as such.
+ */
+static void
+name_fmt(char *dst, size_t dstlen, const char *name, size_t len)
+{
+	char	*tmp;
+
+	if (len > 0 && len < dstlen && strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") >= len) {
+		memcpy(dst, name, len);
+		dst[len] = '\0';
+		return;
+	}
+	if ((tmp = strndup(name, len)) == NULL) {
+		snprintf(dst, dstlen, "?");
+		return;
+	}
+	quote(dst, dstlen, tmp);
+	free(tmp);
+}
+
+/* Records the first error at the current line; later ones are dropped. */
+static void
+parse_error(struct parse *p, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (p->errline != 0)
+		return;
+	p->errline = p->lineno;
+	va_start(ap, fmt);
+	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	va_end(ap);
+}
+
+static int
+section_known(const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < NSECTIONS; i++)
+		if (strlen(sections[i]) == len &&
+		    memcmp(sections[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The first of chars in s, or where an inline comment (" ;") starts, or the
+ * end of s: inih's find_chars_or_comment().
+ */
+static const char *
+find_char_or_comment(const char *s, const char *chars)
+{
+	int	was_space = 0;
+
+	for (; *s != '\0' && strchr(chars, *s) == NULL &&
+	    !(was_space && *s == ';'); s++)
+		was_space = isspace((unsigned char)*s);
+	return s;
+}
+
+/*
+ * The ini_reader: one line per call, so that inih's line count and ours
+ * agree.  See the comment at the top of the file.
+ */
+static char *
+parse_reader(char *str, int num, void *stream)
+{
+	struct parse	*p = stream;
+	ssize_t		 n;
+	size_t		 len;
+	const char	*s, *name, *end;
+	char		 q[QUOTE_MAX * 4 + 8];
+
+	if (p->errline != 0 || num < 2)
+		return NULL;
+	errno = 0;
+	if ((n = getline(&p->line, &p->linecap, p->fp)) == -1) {
+		if (ferror(p->fp))
+			p->read_errno = errno != 0 ? errno : EIO;
+		return NULL;
+	}
+	p->lineno++;
+	if (memchr(p->line, '\0', (size_t)n) != NULL) {
+		parse_error(p, "line contains a NUL byte");
+		return NULL;
+	}
+	s = p->line;
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	if (len > (size_t)num - 1) {
+		parse_error(p, "line too long (the limit is %d characters)",
+		    num - 2);
+		return NULL;
+	}
+
+	/*
+	 * The same scans inih does, so that we agree on what the line is.
+	 * A section header is checked here, where its line is known.  A key
+	 * line must use '=': inih would also take "name: value", which the
+	 * SPEC's syntax does not have.
+	 */
+	name = s;
+	if (p->lineno == 1 && strncmp(name, "\xef\xbb\xbf", 3) == 0) {
+		name += 3;
+		while (isspace((unsigned char)*name))
+			name++;
+	}
+	if (*name == '\0' || *name == ';' || *name == '#')
+		;	/* blank or comment */
+	else if (*name == '[') {
+		name++;
+		end = find_char_or_comment(name, "]");
+		if (*end == ']' && !section_known(name, (size_t)(end - name))) {
+			name_fmt(q, sizeof(q), name, (size_t)(end - name));
+			parse_error(p, "unknown section [%s]", q);
+			return NULL;
+		}
+	} else if (*find_char_or_comment(name, "=:") != '=') {
+		parse_error(p, "syntax error: expected [section] or key = value");
+		return NULL;
+	}
+	memcpy(str, s, len + 1);
+	return str;
+}
+
+static const struct key *
+key_find(const char *section, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Keys whose values an error message must not repeat. */
+static int
+key_sensitive(const struct key *k)
+{
+	return strstr(k->name, "secret") != NULL ||
+	    strstr(k->name, "key") != NULL;
+}
+
+static int
+parse_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct parse		*p = user;
+	const struct key	*k;
+	char			 q[QUOTE_MAX * 4 + 8], why[256];
+	size_t			 i;
+	int			 r;
+
+	/* A "new section" call, when inih is built to make them. */
+	if (name == NULL)
+		return 1;
+	if (value == NULL) {
+		name_fmt(q, sizeof(q), name, strlen(name));
+		parse_error(p, "%s: expected key = value", q);
+		return 0;
+	}
+	if (*section == '\0') {
+		name_fmt(q, sizeof(q), name, strlen(name));
+		parse_error(p, "%s: key outside any [section]", q);
+		return 0;
+	}
+	if ((k = key_find(section, name)) == NULL) {
+		name_fmt(q, sizeof(q), name, strlen(name));
+		if (!section_known(section, strlen(section))) {
+			name_fmt(q, sizeof(q), section, strlen(section));
+			parse_error(p, "unknown section [%s]", q);
+		} else
+			parse_error(p, "[%s] %s: unknown key", section, q);
+		return 0;
+	}
+	i = (size_t)(k - keys);
+	if (p->seen[i] != 0) {
+		parse_error(p, "[%s] %s: repeated key (first set on line %d)",
+		    k->section, k->name, p->seen[i]);
+		return 0;
+	}
+	p->seen[i] = p->lineno;
+
+	why[0] = '\0';
+	if (*value == '\0')
+		r = key_unset(p->c, k, why, sizeof(why));
+	else
+		r = key_set(p->c, k, value, why, sizeof(why));
+	if (r == -1) {
+		if (*value == '\0' || key_sensitive(k))
+			parse_error(p, "[%s] %s: %s", k->section, k->name, why);
+		else {
+			quote(q, sizeof(q), value);
+			parse_error(p, "[%s] %s: %s: %s", k->section, k->name,
+			    why, q);
+		}
+		return 0;
+	}
+	return 1;
+}
+
+static int
+set_string(char **dst, const char *v)
+{
+	char	*s = NULL;
+
+	if (v != NULL && (s = strdup(v)) == NULL)
+		return -1;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* An empty value: strings become NULL, the rest get their default back. */
+static int
+key_unset(struct config *c, const struct key *k, char *why, size_t whylen)
+{
+	struct config	d;
+
+	switch (k->kind) {
+	case K_STRING:
+		set_string(FIELD(c, k->off, char *), NULL);
+		return 0;
+	case K_REQUIRED:
+	case K_LISTEN:
+	case K_HTTP_PATH:
+	case K_URL:
+		seterr(why, whylen, "must not be empty");
+		return -1;
+	default:
+		break;
+	}
+
+	memset(&d, 0, sizeof(d));
+	defaults_scalars(&d);
+	switch (k->kind) {
+	case K_SIZE:
+		*FIELD(c, k->off, size_t) = *FIELD(&d, k->off, size_t);
+		break;
+	case K_LONG:
+		*FIELD(c, k->off, long) = *FIELD(&d, k->off, long);
+		break;
+	case K_INT:
+	case K_SYNC:
+		*FIELD(c, k->off, int) = *FIELD(&d, k->off, int);
+		break;
+	case K_SCHEME:
+		*FIELD(c, k->off, enum sig_scheme) =
+		    *FIELD(&d, k->off, enum sig_scheme);
+		break;
+	case K_EVENTS:
+		*FIELD(c, k->off, enum forward_events) =
+		    *FIELD(&d, k->off, enum forward_events);
+		break;
+	case K_BOOL:
+		*FIELD(c, k->off, bool) = *FIELD(&d, k->off, bool);
+		break;
+	case K_MODE:
+		*FIELD(c, k->off, mode_t) = *FIELD(&d, k->off, mode_t);
+		break;
+	case K_RATE:
+		*FIELD(c, k->off, double) = *FIELD(&d, k->off, double);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* A non-empty value.  Returns 0, or -1 with the reason in why. */
+static int
+key_set(struct config *c, const struct key *k, const char *v, char *why,
+    size_t whylen)
+{
+	long long	 n;
+	char		*url;
+
+	switch (k->kind) {
+	case K_STRING:
+	case K_REQUIRED:
+		if (set_string(FIELD(c, k->off, char *), v) == -1)
+			goto oom;
+		return 0;
+	case K_LISTEN:
+		return parse_listen(c, v, why, whylen);
+	case K_HTTP_PATH:
+		if (parse_http_path(v, why, whylen) == -1)
+			return -1;
+		if (set_string(FIELD(c, k->off, char *), v) == -1)
+			goto oom;
+		return 0;
+	case K_URL:
+		if (parse_url(v, &url, why, whylen) == -1)
+			return -1;
+		free(*FIELD(c, k->off, char *));
+		*FIELD(c, k->off, char *) = url;
+		return 0;
+	case K_SIZE:
+		if (parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
+			return -1;
+		*FIELD(c, k->off, size_t) = (size_t)n;
+		return 0;
+	case K_LONG:
+		if (parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
+			return -1;
+		*FIELD(c, k->off, long) = (long)n;
+		return 0;
+	case K_INT:
+		if (parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
+			return -1;
+		*FIELD(c, k->off, int) = (int)n;
+		return 0;
+	case K_SCHEME:
+		if (strcasecmp(v, "vinr") == 0)
+			*FIELD(c, k->off, enum sig_scheme) = SIG_SCHEME_VINR;
+		else if (strcasecmp(v, "standard") == 0)
+			*FIELD(c, k->off, enum sig_scheme) = SIG_SCHEME_STANDARD;
+		else {
+			seterr(why, whylen, "not vinr or standard");
+			return -1;
+		}
+		return 0;
+	case K_SYNC:
+		if (strcasecmp(v, "full") == 0)
+			*FIELD(c, k->off, int) = 2;
+		else if (strcasecmp(v, "normal") == 0)
+			*FIELD(c, k->off, int) = 1;
+		else {
+			seterr(why, whylen, "not full or normal");
+			return -1;
+		}
+		return 0;
+	case K_BOOL:
+		if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 ||
+		    strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0)
+			*FIELD(c, k->off, bool) = true;
+		else if (strcasecmp(v, "false") == 0 ||
+		    strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0 ||
+		    strcmp(v, "0") == 0)
+			*FIELD(c, k->off, bool) = false;
+		else {
+			seterr(why, whylen, "not a boolean "
+			    "(true, false, yes, no, on, off, 1, 0)");
+			return -1;
+		}
+		return 0;
+	case K_EVENTS:
+		if (strcasecmp(v, "outcomes") == 0)
+			*FIELD(c, k->off, enum forward_events) =
+			    FORWARD_OUTCOMES;
+		else if (strcasecmp(v, "all") == 0)
+			*FIELD(c, k->off, enum forward_events) = FORWARD_ALL;
+		else {
+			seterr(why, whylen, "not outcomes or all");
+			return -1;
+		}
+		return 0;
+	case K_MODE:
+		return parse_mode(v, FIELD(c, k->off, mode_t), why, whylen);
+	case K_RATE:
+		return parse_rate(v, FIELD(c, k->off, double), why, whylen);
+	}
+	seterr(why, whylen, "internal error: unknown kind");
+	return -1;
+oom:
+	seterr(why, whylen, "out of memory");
+	return -1;
+}
+
+/*
+ * A decimal integer in [min, max]: digits only (no sign, no spaces, no
+ * trailing junk), checked for overflow.
+ */
+static int
+parse_integer(const char *v, long long min, long long max, long long *out,
+    char *why, size_t whylen)
+{
+	long long	 n;
+	char		*end;
+
+	if (!isdigit((unsigned char)*v)) {
+		seterr(why, whylen, min >= 1 ? "not a positive integer" :
+		    "not a non-negative integer");
+		return -1;
+	}
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (*end != '\0') {
+		seterr(why, whylen, min >= 1 ? "not a positive integer" :
+		    "not a non-negative integer");
+		return -1;
+	}
+	if (errno == ERANGE || n < min || n > max) {
+		seterr(why, whylen, "out of range (%lld to %lld)", min, max);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+/* host:port or [v6]:port, port 1..65535. */
+static int
+parse_listen(struct config *c, const char *v, char *why, size_t whylen)
+{
+	const char	*colon, *portstr;
+	char		*host = NULL, *listen = NULL, *pct;
+	char		 addr[INET6_ADDRSTRLEN + 64];
+	unsigned char	 buf[sizeof(struct in6_addr)];
+	long long	 port;
+	size_t		 hostlen;
+
+	if (*v == '[') {
+		const char *close = strchr(v, ']');
+
+		if (close == NULL) {
+			seterr(why, whylen, "missing ']' after an IPv6 address");
+			return -1;
+		}
+		if (close[1] != ':') {
+			seterr(why, whylen, "expected [address]:port");
+			return -1;
+		}
+		hostlen = (size_t)(close - v - 1);
+		if (hostlen == 0 || hostlen >= sizeof(addr)) {
+			seterr(why, whylen, "not an IPv6 address in brackets");
+			return -1;
+		}
+		memcpy(addr, v + 1, hostlen);
+		addr[hostlen] = '\0';
+		/* A zone ("%eth0") is allowed after the address. */
+		if ((pct = strchr(addr, '%')) != NULL) {
+			if (pct[1] == '\0') {
+				seterr(why, whylen, "empty IPv6 zone");
+				return -1;
+			}
+			*pct = '\0';
+		}
+		if (inet_pton(AF_INET6, addr, buf) != 1) {
+			seterr(why, whylen, "not an IPv6 address in brackets");
+			return -1;
+		}
+		portstr = close + 2;
+		host = strndup(v + 1, hostlen);
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL) {
+			seterr(why, whylen, "expected host:port or [v6]:port");
+			return -1;
+		}
+		hostlen = (size_t)(colon - v);
+		if (hostlen == 0) {
+			seterr(why, whylen, "empty host "
+			    "(use 0.0.0.0 or [::] for every address)");
+			return -1;
+		}
+		if (memchr(v, ':', hostlen) != NULL) {
+			seterr(why, whylen, "an IPv6 address must be written "
+			    "in brackets: [v6]:port");
+			return -1;
+		}
+		if (strcspn(v, " \t[]") < hostlen) {
+			seterr(why, whylen, "not a host name or address");
+			return -1;
+		}
+		portstr = colon + 1;
+		host = strndup(v, hostlen);
+	}
+	if (host == NULL)
+		goto oom;
+	if (!isdigit((unsigned char)*portstr) ||
+	    strspn(portstr, "0123456789") != strlen(portstr)) {
+		seterr(why, whylen, "port is not a number");
+		free(host);
+		return -1;
+	}
+	errno = 0;
+	port = strtoll(portstr, NULL, 10);
+	if (errno == ERANGE || port < 1 || port > 65535) {
+		seterr(why, whylen, "port out of range (1 to 65535)");
+		free(host);
+		return -1;
+	}
+	if ((listen = strdup(v)) == NULL) {
+		free(host);
+		goto oom;
+	}
+	free(c->listen);
+	free(c->listen_host);
+	c->listen = listen;
+	c->listen_host = host;
+	c->listen_port = (unsigned short)port;
+	return 0;
+oom:
+	seterr(why, whylen, "out of memory");
+	return -1;
+}
+
+/*
+ * The URL path that webhooks are posted to: absolute, something a request
+ * line can carry, and not one of the daemon's own endpoints.
+ */
+static int
+parse_http_path(const char *v, char *why, size_t whylen)
+{
+	const unsigned char	*s;
+
+	if (*v != '/') {
+		seterr(why, whylen, "must start with '/'");
+		return -1;
+	}
+	for (s = (const unsigned char *)v; *s != '\0'; s++) {
+		if (*s <= 0x20 || *s >= 0x7f || *s == '?' || *s == '#') {
+			seterr(why, whylen, "must not contain spaces, control "
+			    "characters, '?' or '#'");
+			return -1;
+		}
+	}
+	if (strcmp(v, "/healthz") == 0 || strcmp(v, "/metrics") == 0) {
+		seterr(why, whylen, "is reserved for the daemon itself");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * http:// or https:// and a host; the scheme is stored in lower case, and one
+ * trailing '/' is dropped so that "{api_base}/v1/..." has no double slash.
+ */
+static int
+parse_url(const char *v, char **out, char *why, size_t whylen)
+{
+	const unsigned char	*s;
+	size_t			 skip, len;
+	char			*url;
+
+	if (strncasecmp(v, "https://", 8) == 0)
+		skip = 8;
+	else if (strncasecmp(v, "http://", 7) == 0)
+		skip = 7;
+	else {
+		seterr(why, whylen, "must start with http:// or https://");
+		return -1;
+	}
+	if (v[skip] == '\0' || v[skip] == '/') {
+		seterr(why, whylen, "no host after %.*s", (int)skip, v);
+		return -1;
+	}
+	for (s = (const unsigned char *)v; *s != '\0'; s++) {
+		if (*s <= 0x20 || *s >= 0x7f) {
+			seterr(why, whylen, "must not contain spaces or "
+			    "control characters");
+			return -1;
+		}
+	}
+	if ((url = strdup(v)) == NULL) {
+		seterr(why, whylen, "out of memory");
+		return -1;
+	}
+	for (len = 0; len < skip; len++)
+		url[len] = (char)tolower((unsigned char)url[len]);
+	len = strlen(url);
+	if (len > skip && url[len - 1] == '/')
+		url[len - 1] = '\0';
+	*out = url;
+	return 0;
+}
+
+/* Octal, like 0660 or 660, at most 0777. */
+static int
+parse_mode(const char *v, mode_t *out, char *why, size_t whylen)
+{
+	unsigned long	m = 0;
+	const char	*s;
+
+	if (*v == '\0' || strspn(v, "01234567") != strlen(v)) {
+		seterr(why, whylen, "not an octal file mode (like 0660)");
+		return -1;
+	}
+	for (s = v; *s != '\0'; s++) {
+		m = m * 8 + (unsigned long)(*s - '0');
+		if (m > 0777) {
+			seterr(why, whylen, "out of range (at most 0777)");
+			return -1;
+		}
+	}
+	*out = (mode_t)m;
+	return 0;
+}
+
+/* A plain positive decimal number (strtod), at most MAX_RPS_LIMIT. */
+static int
+parse_rate(const char *v, double *out, char *why, size_t whylen)
+{
+	double	 d;
+	char	*end;
+
+	/* No sign, no spaces, no hex, no "inf" or "nan". */
+	if ((!isdigit((unsigned char)*v) && *v != '.') ||
+	    strspn(v, "0123456789.eE+-") != strlen(v)) {
+		seterr(why, whylen, "not a positive number");
+		return -1;
+	}
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || *end != '\0') {
+		seterr(why, whylen, "not a positive number");
+		return -1;
+	}
+	if (errno == ERANGE || !isfinite(d) || !(d > 0) ||
+	    d > MAX_RPS_LIMIT) {
+		seterr(why, whylen, "out of range (more than 0, at most %g)",
+		    MAX_RPS_LIMIT);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	struct parse	 p;
+	struct config	 n;
+	int		 ret, rc = -1;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	memset(&p, 0, sizeof(p));
+	p.path = path;
+	if (config_copy(&n, c) == -1) {
+		seterr(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	p.c = &n;
+	if ((p.fp = fopen(path, "re")) == NULL) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+
+	ret = ini_parse_stream(parse_reader, &p, parse_handler, &p);
+
+	if (p.errline != 0 && (ret <= 0 || ret >= p.errline))
+		seterr(err, errlen, "%s:%d: %s", path, p.errline, p.msg);
+	else if (ret > 0)
+		seterr(err, errlen, "%s:%d: syntax error: expected [section] "
+		    "or key = value", path, ret);
+	else if (ret == -2)
+		seterr(err, errlen, "%s: out of memory", path);
+	else if (ret < 0)
+		seterr(err, errlen, "%s: cannot parse (inih error %d)", path,
+		    ret);
+	else if (p.read_errno != 0)
+		seterr(err, errlen, "%s: %s", path, strerror(p.read_errno));
+	else {
+		if (set_string(&n.file, path) == -1) {
+			seterr(err, errlen, "%s: out of memory", path);
+			goto done;
+		}
+		config_release(c);
+		*c = n;
+		memset(&n, 0, sizeof(n));
+		rc = 0;
+	}
+done:
+	if (p.fp != NULL)
+		fclose(p.fp);
+	free(p.line);
+	config_release(&n);
+	return rc;
+}
+
+/* Drops surrounding whitespace (CR included) from the span s, *len. */
+static void
+trim(const char **s, size_t *len)
+{
+	while (*len > 0 && isspace((unsigned char)**s)) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
+		(*len)--;
+}
+
+static int
+secrets_add(struct secrets *s, const char *v, size_t len)
+{
+	char	**nv, *copy;
+
+	if ((copy = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(copy, v, len);
+	copy[len] = '\0';
+	if ((nv = reallocarray(s->v, s->n + 1, sizeof(*nv))) == NULL) {
+		explicit_bzero(copy, len);
+		free(copy);
+		return -1;
+	}
+	s->v = nv;
+	s->v[s->n++] = copy;
+	return 0;
+}
+
+/*
+ * Reads the secrets of one file into s.  Returns 0, 1 when missing_ok and the
+ * file does not exist, or -1 with a message (never any of its content).
+ */
+static int
+secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
+    size_t errlen)
+{
+	struct stat	 st;
+	char		*buf = NULL, *nbuf;
+	size_t		 cap, len = 0, linelen;
+	ssize_t		 r;
+	const char	*line, *nl, *end, *v;
+	int		 fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		if (missing_ok && (errno == ENOENT || errno == ENOTDIR))
+			return 1;
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "%s: %s", path, strerror(EISDIR));
+		goto done;
+	}
+	cap = S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    st.st_size < SECRETS_MAX_SIZE ? (size_t)st.st_size + 1 : 4096;
+	if ((buf = malloc(cap)) == NULL)
+		goto oom;
+	for (;;) {
+		if (len == cap) {
+			/* Grow by hand: realloc would leave a copy behind. */
+			if (cap >= SECRETS_MAX_SIZE) {
+				seterr(err, errlen, "%s: larger than %d bytes",
+				    path, SECRETS_MAX_SIZE);
+				goto done;
+			}
+			if ((nbuf = malloc(cap * 2)) == NULL)
+				goto oom;
+			memcpy(nbuf, buf, len);
+			explicit_bzero(buf, cap);
+			free(buf);
+			buf = nbuf;
+			cap *= 2;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			goto done;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		seterr(err, errlen, "%s: contains a NUL byte", path);
+		goto done;
+	}
+
+	end = buf + len;
+	for (line = buf; line < end; line = nl + 1) {
+		if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
+			nl = end;
+		v = line;
+		linelen = (size_t)(nl - line);
+		trim(&v, &linelen);
+		if (linelen == 0 || *v == '#')
+			continue;
+		if (secrets_add(s, v, linelen) == -1)
+			goto oom;
+	}
+	rc = 0;
+	goto done;
+oom:
+	seterr(err, errlen, "%s: out of memory", path);
+done:
+	if (buf != NULL) {
+		explicit_bzero(buf, cap);
+		free(buf);
+	}
+	close(fd);
+	return rc;
+}
+
+int
+secrets_load(struct secrets *out, const char *file, const char *credname,
+    const char *envname, const char **source, char *err, size_t errlen)
+{
+	struct secrets	 s = { NULL, 0 };
+	const char	*src = "none", *dir, *env;
+	char		*path;
+	size_t		 len;
+	int		 r;
+
+	out->v = NULL;
+	out->n = 0;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (file != NULL) {
+		src = "file";
+		if (secrets_read(&s, file, 0, err, errlen) == -1)
+			goto fail;
+		goto done;
+	}
+	if (credname != NULL && (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL &&
+	    *dir != '\0') {
+		if (asprintf(&path, "%s/%s", dir, credname) == -1) {
+			seterr(err, errlen, "out of memory");
+			goto fail;
+		}
+		r = secrets_read(&s, path, 1, err, errlen);
+		free(path);
+		if (r == -1) {
+			src = "credential";
+			goto fail;
+		}
+		if (r == 0) {
+			src = "credential";
+			goto done;
+		}
+	}
+	if (envname != NULL && (env = getenv(envname)) != NULL) {
+		len = strlen(env);
+		trim(&env, &len);
+		if (len > 0) {
+			src = "environment";
+			if (secrets_add(&s, env, len) == -1) {
+				seterr(err, errlen, "$%s: out of memory",
+				    envname);
+				goto fail;
+			}
+		}
+	}
+done:
+	if (source != NULL)
+		*source = src;
+	*out = s;
+	return 0;
+fail:
+	if (source != NULL)
+		*source = src;
+	secrets_release(&s);
+	return -1;
+}
+
+void
+secrets_release(struct secrets *s)
+{
+	size_t	i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->n; i++) {
+		if (s->v[i] != NULL) {
+			explicit_bzero(s->v[i], strlen(s->v[i]));
+			free(s->v[i]);
+		}
+	}
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}

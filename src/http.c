@@ -1,0 +1,561 @@
+/*
+ * http.c - see http.h.
+ *
+ * Threads: libmicrohttpd's listening thread and one thread per connection.
+ * Shared state: the HMAC keys (rwlock, swapped on SIGHUP), the counters
+ * (atomics) and the number of requests in flight (atomic, for a clean stop).
+ *
+ * A request goes through the checks of SPEC §1.4 in its order; nothing is
+ * parsed as JSON before the signature holds.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "signature.h"
+#include "store.h"
+#include "util.h"
+
+/*
+ * A chunked body (no Content-Length) cannot be refused before it is read;
+ * past max_body it is read and thrown away, but one that goes on this much
+ * further has the connection closed instead.
+ */
+#define DISCARD_SLACK	(1024 * 1024)
+
+struct http {
+	const struct config	*cfg;
+	struct store		*store;
+	struct MHD_Daemon	*mhd;
+	struct http_hooks	 hooks;
+
+	pthread_rwlock_t	 keys_lock;
+	struct sig_key		*keys;
+	size_t			 nkeys;
+
+	atomic_int		 in_flight;
+	_Atomic uint64_t	 accepted, duplicate, ignored;
+	_Atomic uint64_t	 rejected[REJ_COUNT];
+};
+
+enum req_kind { REQ_WEBHOOK, REQ_DONE };
+
+struct req {
+	enum req_kind	 kind;
+	char		*body;
+	size_t		 len;
+	size_t		 cap;
+	size_t		 seen;		/* bytes received, kept or not */
+	bool		 too_large;
+	bool		 counted;	/* in in_flight */
+};
+
+static const char *const reject_names[REJ_COUNT] = {
+	[REJ_NOT_FOUND] = "not_found",
+	[REJ_METHOD] = "method_not_allowed",
+	[REJ_TOO_LARGE] = "payload_too_large",
+	[REJ_MEDIA] = "unsupported_media_type",
+	[REJ_MISSING_SIG] = "missing_signature",
+	[REJ_TOLERANCE] = "timestamp_out_of_tolerance",
+	[REJ_INVALID_SIG] = "invalid_signature",
+	[REJ_INVALID_JSON] = "invalid_json",
+	[REJ_INVALID_EVENT] = "invalid_event",
+	[REJ_STORAGE] = "storage_unavailable",
+};
+
+static const unsigned reject_status[REJ_COUNT] = {
+	[REJ_NOT_FOUND] = 404,
+	[REJ_METHOD] = 405,
+	[REJ_TOO_LARGE] = 413,
+	[REJ_MEDIA] = 415,
+	[REJ_MISSING_SIG] = 401,
+	[REJ_TOLERANCE] = 401,
+	[REJ_INVALID_SIG] = 401,
+	[REJ_INVALID_JSON] = 400,
+	[REJ_INVALID_EVENT] = 400,
+	[REJ_STORAGE] = 503,
+};
+
+const char *
+http_reject_name(enum reject_reason r)
+{
+	return r < REJ_COUNT ? reject_names[r] : "unknown";
+}
+
+static enum MHD_Result
+send_body(struct MHD_Connection *c, unsigned status, const char *body,
+    const char *ctype, const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
+send_json(struct MHD_Connection *c, unsigned status, cJSON *o, const char *allow)
+{
+	char *s = cJSON_PrintUnformatted(o);
+	enum MHD_Result ret;
+
+	cJSON_Delete(o);
+	if (s == NULL)
+		return MHD_NO;
+	ret = send_body(c, status, s, "application/json", allow);
+	free(s);
+	return ret;
+}
+
+/* Answers an error of SPEC §1.4; allow is the Allow header of a 405. */
+static enum MHD_Result
+reject_allow(struct http *h, struct MHD_Connection *c, struct req *r,
+    enum reject_reason why, const char *allow)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	atomic_fetch_add(&h->rejected[why], 1);
+	r->kind = REQ_DONE;
+	cJSON_AddStringToObject(o, "error", reject_names[why]);
+	return send_json(c, reject_status[why], o, allow);
+}
+
+static enum MHD_Result
+reject(struct http *h, struct MHD_Connection *c, struct req *r, enum reject_reason why)
+{
+	return reject_allow(h, c, r, why, why == REJ_METHOD ? "POST" : NULL);
+}
+
+static const char *
+peer(struct MHD_Connection *c, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL ||
+	    getnameinfo(ci->client_addr, ci->client_addr->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), buf, (socklen_t)len,
+	    NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+/* "application/json", any case, optionally followed by ";" parameters. */
+static bool
+json_media_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static enum sig_result
+verify(struct http *h, struct MHD_Connection *c, const struct req *r)
+{
+	enum sig_result res;
+	time_t now = time(NULL);
+
+	pthread_rwlock_rdlock(&h->keys_lock);
+	if (h->cfg->scheme == SIG_SCHEME_STANDARD)
+		res = sig_verify_standard(
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id"),
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp"),
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature"),
+		    r->body, r->len, h->keys, h->nkeys, now, h->cfg->tolerance);
+	else
+		res = sig_verify_vinr(
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Vinr-Signature"),
+		    r->body, r->len, h->keys, h->nkeys, now, h->cfg->tolerance);
+	pthread_rwlock_unlock(&h->keys_lock);
+	return res;
+}
+
+static enum MHD_Result
+webhook(struct http *h, struct MHD_Connection *c, struct req *r)
+{
+	static const enum reject_reason sig_reject[] = {
+		[SIG_MISSING] = REJ_MISSING_SIG,
+		[SIG_TOLERANCE] = REJ_TOLERANCE,
+		[SIG_INVALID] = REJ_INVALID_SIG,
+	};
+	struct vinr_event ev;
+	struct store_ingest in = { 0 };
+	enum sig_result sr;
+	enum event_err ee;
+	cJSON *o;
+	char addr[64];
+
+	if (r->too_large)
+		return reject(h, c, r, REJ_TOO_LARGE);
+	if (!json_media_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return reject(h, c, r, REJ_MEDIA);
+	if ((sr = verify(h, c, r)) != SIG_OK) {
+		log_warnx("webhook from %s refused: %s", peer(c, addr, sizeof(addr)),
+		    reject_names[sig_reject[sr]]);
+		return reject(h, c, r, sig_reject[sr]);
+	}
+	ee = event_parse(r->body != NULL ? r->body : "", r->len,
+	    h->cfg->scheme == SIG_SCHEME_STANDARD ?
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id") : NULL, &ev);
+	if (ee != EVENT_OK) {
+		log_warnx("webhook from %s refused: %s", peer(c, addr, sizeof(addr)),
+		    ee == EVENT_INVALID_JSON ? "invalid_json" : "invalid_event");
+		return reject(h, c, r, ee == EVENT_INVALID_JSON ?
+		    REJ_INVALID_JSON : REJ_INVALID_EVENT);
+	}
+
+	in.ev = &ev;
+	in.body = r->body != NULL ? r->body : "";
+	in.bodylen = r->len;
+	in.source = "webhook";
+	store_ingest(h->store, &in);
+
+	if (in.result == INGEST_UNAVAILABLE) {
+		event_release(&ev);
+		return reject(h, c, r, REJ_STORAGE);
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddTrueToObject(o, "received");
+	cJSON_AddStringToObject(o, "eventId", ev.id);
+	cJSON_AddBoolToObject(o, "duplicate", in.result == INGEST_DUPLICATE);
+	switch (in.result) {
+	case INGEST_DUPLICATE:
+		atomic_fetch_add(&h->duplicate, 1);
+		log_debug("event %s: duplicate", ev.id);
+		break;
+	case INGEST_IGNORED:
+		atomic_fetch_add(&h->accepted, 1);
+		atomic_fetch_add(&h->ignored, 1);
+		cJSON_AddTrueToObject(o, "ignored");
+		log_warnx("event %s (%s) stored but ignored: %s", ev.id, ev.type,
+		    ev.ignore_reason);
+		break;
+	default:
+		atomic_fetch_add(&h->accepted, 1);
+		if (in.decision == PAY_CONFLICT)
+			log_warnx("event %s: payment %s is already final; %s ignored",
+			    ev.id, ev.pay.id, pay_status_name(ev.pay.status));
+		else if (in.decision == PAY_TRANSITION)
+			log_debug("event %s: payment %s -> %s (seq %lld)", ev.id,
+			    ev.pay.id, pay_status_name(ev.pay.status), (long long)in.seq);
+		break;
+	}
+	event_release(&ev);
+	r->kind = REQ_DONE;
+	return send_json(c, 200, o, NULL);
+}
+
+static enum MHD_Result
+healthz(struct http *h, struct MHD_Connection *c)
+{
+	cJSON *o = cJSON_CreateObject(), *warn = cJSON_CreateArray(),
+	    *why = cJSON_CreateArray();
+	bool ok = h->hooks.health(h->hooks.arg, warn, why);
+
+	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
+	if (ok) {
+		cJSON_AddItemToObject(o, "warnings", warn);
+		cJSON_Delete(why);
+	} else {
+		cJSON_AddItemToObject(o, "reasons", why);
+		cJSON_AddItemToObject(o, "warnings", warn);
+	}
+	return send_json(c, ok ? 200 : 503, o, NULL);
+}
+
+static enum MHD_Result
+metrics(struct http *h, struct MHD_Connection *c)
+{
+	char *text = h->hooks.metrics(h->hooks.arg);
+	enum MHD_Result ret;
+
+	if (text == NULL)
+		return MHD_NO;
+	ret = send_body(c, 200, text, "text/plain; version=0.0.4; charset=utf-8", NULL);
+	free(text);
+	return ret;
+}
+
+static bool
+is_get(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+/* The three-phase handler: headers, body chunks, end of body. */
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload, size_t *upload_size, void **ctx)
+{
+	struct http *h = cls;
+	struct req *r = *ctx;
+	const char *cl;
+	size_t max = h->cfg->max_body;
+
+	(void)version;
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return MHD_NO;
+		*ctx = r;
+		atomic_fetch_add(&h->in_flight, 1);
+		r->counted = true;
+		if (strcmp(url, h->cfg->http_path) != 0) {
+			bool health = strcmp(url, "/healthz") == 0;
+
+			if (!health && strcmp(url, "/metrics") != 0)
+				return reject(h, c, r, REJ_NOT_FOUND);
+			if (!is_get(method))
+				return reject_allow(h, c, r, REJ_METHOD, "GET, HEAD");
+			r->kind = REQ_DONE;
+			return health ? healthz(h, c) : metrics(h, c);
+		}
+		if (strcmp(method, "POST") != 0)
+			return reject(h, c, r, REJ_METHOD);
+		/* A declared length over the cap is refused before any body
+		 * is read (and before "100 Continue" is sent). */
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && strtoull(cl, NULL, 10) > max)
+			return reject(h, c, r, REJ_TOO_LARGE);
+		if (cl != NULL && !json_media_type(MHD_lookup_connection_value(c,
+		    MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+			return reject(h, c, r, REJ_MEDIA);
+		r->kind = REQ_WEBHOOK;
+		return MHD_YES;
+	}
+	if (r->kind == REQ_DONE) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_size != 0) {
+		size_t n = *upload_size;
+
+		*upload_size = 0;
+		r->seen += n;
+		if (r->too_large)
+			return r->seen > max + DISCARD_SLACK ? MHD_NO : MHD_YES;
+		if (r->len + n > max) {
+			r->too_large = true;
+			free(r->body);
+			r->body = NULL;
+			r->len = r->cap = 0;
+			return MHD_YES;
+		}
+		if (r->len + n > r->cap) {
+			size_t cap = r->cap ? r->cap : 4096;
+			char *b;
+
+			while (cap < r->len + n)
+				cap *= 2;
+			if (cap > max)
+				cap = max;
+			if ((b = realloc(r->body, cap)) == NULL)
+				return MHD_NO;
+			r->body = b;
+			r->cap = cap;
+		}
+		memcpy(r->body + r->len, upload, n);
+		r->len += n;
+		return MHD_YES;
+	}
+	return webhook(h, c, r);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **ctx,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct req *r = *ctx;
+
+	(void)c;
+	(void)toe;
+	if (r == NULL)
+		return;
+	if (r->counted)
+		atomic_fetch_sub(&h->in_flight, 1);
+	free(r->body);
+	free(r);
+	*ctx = NULL;
+}
+
+static void
+mhd_log(void *arg, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)arg;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_warnx("http: %s", buf);
+}
+
+static void
+free_keys(struct sig_key *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sig_key_release(&keys[i]);
+	free(keys);
+}
+
+static struct sig_key *
+copy_keys(const struct sig_key *keys, size_t n)
+{
+	struct sig_key *k = calloc(n ? n : 1, sizeof(*k));
+
+	if (k == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if ((k[i].data = malloc(keys[i].len ? keys[i].len : 1)) == NULL) {
+			free_keys(k, i);
+			return NULL;
+		}
+		memcpy(k[i].data, keys[i].data, keys[i].len);
+		k[i].len = keys[i].len;
+	}
+	return k;
+}
+
+int
+http_set_keys(struct http *h, const struct sig_key *keys, size_t nkeys)
+{
+	struct sig_key *k, *old;
+	size_t oldn;
+
+	if ((k = copy_keys(keys, nkeys)) == NULL)
+		return -1;
+	pthread_rwlock_wrlock(&h->keys_lock);
+	old = h->keys;
+	oldn = h->nkeys;
+	h->keys = k;
+	h->nkeys = nkeys;
+	pthread_rwlock_unlock(&h->keys_lock);
+	free_keys(old, oldn);
+	return 0;
+}
+
+struct http *
+http_start(const struct config *cfg, struct store *store, const struct sig_key *keys,
+    size_t nkeys, int listen_fd, const struct http_hooks *hooks, char *err, size_t errlen)
+{
+	struct http *h;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai = NULL;
+	char port[8];
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	    MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	int rc;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->cfg = cfg;
+	h->store = store;
+	h->hooks = *hooks;
+	pthread_rwlock_init(&h->keys_lock, NULL);
+	if ((h->keys = copy_keys(keys, nkeys)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	h->nkeys = nkeys;
+
+	if (listen_fd < 0) {
+		snprintf(port, sizeof(port), "%u", cfg->listen_port);
+		if ((rc = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
+			snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(rc));
+			goto fail;
+		}
+		if (ai->ai_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+	}
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
+	    listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+	    listen_fd >= 0 ? (intptr_t)listen_fd : (intptr_t)ai->ai_addr,
+	    MHD_OPTION_END);
+	if (h->mhd == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
+		    errno != 0 ? strerror(errno) : "libmicrohttpd refused to start");
+		goto fail;
+	}
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	return h;
+fail:
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	free_keys(h->keys, h->nkeys);
+	pthread_rwlock_destroy(&h->keys_lock);
+	free(h);
+	return NULL;
+}
+
+void
+http_stop(struct http *h, int timeout_ms)
+{
+	int64_t until = util_mono_ms() + timeout_ms;
+	int fd;
+
+	if (h == NULL)
+		return;
+	/* Stop accepting; let the requests in flight get their answers. */
+	fd = MHD_quiesce_daemon(h->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	while (atomic_load(&h->in_flight) > 0 && util_mono_ms() < until)
+		usleep(10000);
+	if (atomic_load(&h->in_flight) > 0)
+		log_warnx("http: stopping with %d request(s) unanswered",
+		    atomic_load(&h->in_flight));
+	MHD_stop_daemon(h->mhd);
+	free_keys(h->keys, h->nkeys);
+	pthread_rwlock_destroy(&h->keys_lock);
+	free(h);
+}
+
+void
+http_stats_get(struct http *h, struct http_stats *st)
+{
+	st->accepted = atomic_load(&h->accepted);
+	st->duplicate = atomic_load(&h->duplicate);
+	st->ignored = atomic_load(&h->ignored);
+	for (int i = 0; i < REJ_COUNT; i++)
+		st->rejected[i] = atomic_load(&h->rejected[i]);
+}

@@ -1,0 +1,326 @@
+/*
+ * main.c - vinr-webhookd: startup, signals, shutdown.
+ *
+ * Threads: main (this file) waits for signals with sigtimedwait() and acts on
+ * them; every other thread has them blocked.  The others: the store's writer,
+ * one per sink, libmicrohttpd's.  Startup order is store, sinks, HTTP;
+ * shutdown is the reverse, so that every request answered and every
+ * delivery made is saved before the writer commits its last batch.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "signature.h"
+#include "sink.h"
+#include "sink_eventlog.h"
+#include "store.h"
+#include "util.h"
+#include "version.h"
+
+#define EXIT_USAGE	64
+#define EXIT_CONFIG	78
+#define EXIT_RUNTIME	1
+
+struct daemon {
+	struct config	 cfg;
+	struct store	*store;
+	struct http	*http;
+	struct sink	*eventlog;
+	int64_t		 started_ms;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: vinr-webhookd [-c FILE] [-t|--check-config] [-d] "
+	    "[-V|--version] [-h|--help]\n"
+	    "  -c FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	    "  -t        check the configuration and secrets, then exit\n"
+	    "  -d        debug logging\n");
+}
+
+/*
+ * Loads the webhook secrets and turns them into HMAC keys.  Returns the
+ * number of keys (> 0) or -1 with a message in err.
+ */
+static int
+load_keys(const struct config *cfg, struct sig_key **keys, char *err, size_t errlen)
+{
+	struct secrets sec = { 0 };
+	const char *src;
+	struct sig_key *k;
+	size_t i;
+
+	if (secrets_load(&sec, cfg->secret_file, "webhook-secret", "VINR_WEBHOOK_SECRET",
+	    &src, err, errlen) == -1)
+		return -1;
+	if (sec.n == 0) {
+		snprintf(err, errlen, "no webhook secret: set [webhook] secret_file, the "
+		    "webhook-secret credential, or VINR_WEBHOOK_SECRET");
+		secrets_release(&sec);
+		return -1;
+	}
+	if ((k = calloc(sec.n, sizeof(*k))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		secrets_release(&sec);
+		return -1;
+	}
+	for (i = 0; i < sec.n; i++)
+		if (sig_key_from_secret(cfg->scheme, sec.v[i], &k[i]) == -1) {
+			snprintf(err, errlen, "webhook secret %zu (from %s) is not valid "
+			    "for scheme standard: expected whsec_ + base64", i + 1, src);
+			while (i-- > 0)
+				sig_key_release(&k[i]);
+			free(k);
+			secrets_release(&sec);
+			return -1;
+		}
+	log_debug("%zu webhook secret(s) from %s", sec.n, src);
+	secrets_release(&sec);
+	*keys = k;
+	return (int)i;
+}
+
+static void
+free_keys(struct sig_key *k, int n)
+{
+	for (int i = 0; i < n; i++)
+		sig_key_release(&k[i]);
+	free(k);
+}
+
+/* The API key is only checked here; the reconciler reads it itself. */
+static int
+check_api_key(const struct config *cfg, bool *have, char *err, size_t errlen)
+{
+	struct secrets sec = { 0 };
+	const char *src;
+
+	if (secrets_load(&sec, cfg->api_key_file, "api-key", "VINR_API_KEY", &src,
+	    err, errlen) == -1)
+		return -1;
+	*have = sec.n > 0;
+	secrets_release(&sec);
+	return 0;
+}
+
+/* A file's directory must exist: we create files, never directories. */
+static int
+check_parent(const char *what, const char *path, char *err, size_t errlen)
+{
+	char *copy, *dir;
+	struct stat st;
+	int rc = 0;
+
+	if (path == NULL)
+		return 0;
+	if ((copy = strdup(path)) == NULL)
+		return -1;
+	dir = dirname(copy);
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s %s: directory %s does not exist", what, path, dir);
+		rc = -1;
+	}
+	free(copy);
+	return rc;
+}
+
+static bool
+health(void *arg, cJSON *warnings, cJSON *reasons)
+{
+	struct daemon *d = arg;
+	const char *why;
+	bool ok = true;
+
+	(void)warnings;
+	if (!store_healthy(d->store, &why)) {
+		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+		ok = false;
+	}
+	if (d->eventlog != NULL && !sink_alive(d->eventlog)) {
+		cJSON_AddItemToArray(reasons, cJSON_CreateString("eventlog_stalled"));
+		ok = false;
+	}
+	return ok;
+}
+
+static char *
+metrics(void *arg)
+{
+	struct daemon *d = arg;
+	struct http_stats st;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	http_stats_get(d->http, &st);
+	fprintf(f, "# HELP vinr_webhooks_total Webhook deliveries by result.\n"
+	    "# TYPE vinr_webhooks_total counter\n");
+	fprintf(f, "vinr_webhooks_total{result=\"accepted\"} %llu\n",
+	    (unsigned long long)st.accepted);
+	fprintf(f, "vinr_webhooks_total{result=\"duplicate\"} %llu\n",
+	    (unsigned long long)st.duplicate);
+	fprintf(f, "vinr_webhooks_total{result=\"ignored\"} %llu\n",
+	    (unsigned long long)st.ignored);
+	for (int i = 0; i < REJ_COUNT; i++)
+		fprintf(f, "vinr_webhooks_total{result=\"rejected\",reason=\"%s\"} %llu\n",
+		    http_reject_name(i), (unsigned long long)st.rejected[i]);
+	fprintf(f, "# HELP vinr_outcome_last_seq The last outcome seq committed.\n"
+	    "# TYPE vinr_outcome_last_seq gauge\nvinr_outcome_last_seq %lld\n",
+	    (long long)store_last_seq(d->store));
+	if (d->eventlog != NULL)
+		fprintf(f, "# HELP vinr_sink_lag Outcomes not yet delivered by a sink.\n"
+		    "# TYPE vinr_sink_lag gauge\nvinr_sink_lag{sink=\"eventlog\"} %lld\n",
+		    (long long)(store_last_seq(d->store) - sink_cursor(d->eventlog)));
+	fprintf(f, "# HELP vinr_uptime_seconds Seconds since start.\n"
+	    "# TYPE vinr_uptime_seconds gauge\nvinr_uptime_seconds %lld\n",
+	    (long long)((util_mono_ms() - d->started_ms) / 1000));
+	fclose(f);
+	return buf;
+}
+
+static void
+reload(struct daemon *d)
+{
+	struct sig_key *keys;
+	char err[512];
+	int n;
+
+	log_info("SIGHUP: reloading secrets, reopening the event log");
+	if ((n = load_keys(&d->cfg, &keys, err, sizeof(err))) == -1)
+		log_warnx("reload: %s; keeping the secrets in use", err);
+	else {
+		if (http_set_keys(d->http, keys, (size_t)n) == -1)
+			log_warnx("reload: out of memory; keeping the secrets in use");
+		else
+			log_info("reload: %d webhook secret(s) in use", n);
+		free_keys(keys, n);
+	}
+	sink_reopen(d->eventlog);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "check-config", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct daemon d = { 0 };
+	struct http_hooks hooks = { health, metrics, &d };
+	const char *file = CONFIG_DEFAULT_PATH;
+	struct sig_key *keys = NULL;
+	bool check = false, debug = false, have_api_key = false;
+	char err[1024];
+	sigset_t sigs;
+	siginfo_t si;
+	struct timespec tick = { 1, 0 };
+	int ch, nkeys, listen_fd = -1;
+
+	while ((ch = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'V':
+			printf("vinr-webhookd %s\n", VINR_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	log_init(debug);
+
+	config_defaults(&d.cfg);
+	if (config_load(&d.cfg, file, err, sizeof(err)) == -1)
+		fatalx(EXIT_CONFIG, "configuration: %s", err);
+	if ((nkeys = load_keys(&d.cfg, &keys, err, sizeof(err))) == -1 ||
+	    check_api_key(&d.cfg, &have_api_key, err, sizeof(err)) == -1 ||
+	    check_parent("database", d.cfg.database, err, sizeof(err)) == -1 ||
+	    check_parent("event log", d.cfg.event_log, err, sizeof(err)) == -1)
+		fatalx(EXIT_CONFIG, "configuration %s: %s", file, err);
+	if (check) {
+		printf("%s: configuration ok (%d webhook secret(s), reconciler %s)\n",
+		    file, nkeys, have_api_key ? "enabled" : "disabled: no API key");
+		free_keys(keys, nkeys);
+		config_release(&d.cfg);
+		return 0;
+	}
+
+	/* Every thread inherits this mask: only main sees these signals. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d.started_ms = util_mono_ms();
+	if (sd_listen_fds(1) == 1)
+		listen_fd = SD_LISTEN_FDS_START;
+	if ((d.store = store_open(d.cfg.database, d.cfg.synchronous, err, sizeof(err))) == NULL)
+		fatalx(EXIT_RUNTIME, "database: %s", err);
+	if (store_start(d.store) == -1)
+		fatalx(EXIT_RUNTIME, "cannot start the writer");
+	if (d.cfg.event_log != NULL &&
+	    (d.eventlog = eventlog_start(d.store, d.cfg.event_log, err, sizeof(err))) == NULL)
+		fatalx(EXIT_RUNTIME, "%s", err);
+	if ((d.http = http_start(&d.cfg, d.store, keys, (size_t)nkeys, listen_fd, &hooks,
+	    err, sizeof(err))) == NULL)
+		fatalx(EXIT_RUNTIME, "%s", err);
+	free_keys(keys, nkeys);
+	if (!have_api_key)
+		log_info("reconciler disabled: no API key configured");
+	log_info("vinr-webhookd %s listening on %s%s, database %s", VINR_VERSION,
+	    listen_fd >= 0 ? "a socket from systemd" : d.cfg.listen,
+	    listen_fd >= 0 ? "" : d.cfg.http_path, d.cfg.database);
+	sd_notify(0, "READY=1");
+
+	for (;;) {
+		int sig = sigtimedwait(&sigs, &si, &tick);
+
+		if (sig == SIGHUP)
+			reload(&d);
+		else if (sig == SIGTERM || sig == SIGINT)
+			break;
+	}
+
+	log_info("stopping");
+	sd_notify(0, "STOPPING=1");
+	http_stop(d.http, 10000);
+	sink_stop(d.eventlog);
+	store_free(d.store);
+	config_release(&d.cfg);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,302 @@
+/*
+ * sink.c - the delivery loop every sink shares (see sink.h).
+ *
+ * Threads: one per sink (sink_main).  The main thread only sets flags
+ * (stop, reopen) and writes to the sink's eventfd to wake it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "payment.h"
+#include "sink.h"
+#include "store.h"
+#include "store_read.h"
+#include "util.h"
+
+#define BATCH		256
+
+struct line {
+	int64_t		 seq;
+	bool		 skip;		/* filtered out by events = outcomes */
+	char		*buf;		/* json + '\n' */
+	size_t		 len;
+};
+
+struct sink {
+	const struct sink_ops	*ops;
+	void			*impl;
+	struct sink_params	 p;
+	struct store		*store;
+	struct store_reader	*reader;
+	pthread_t		 thread;
+	int			 efd;
+	atomic_bool		 stopping;
+	atomic_bool		 reopen;
+	_Atomic int64_t		 tick_ms;
+	_Atomic int64_t		 cursor;
+
+	struct line		 lines[BATCH];
+	int			 nlines;
+};
+
+void *
+sink_impl(struct sink *s)
+{
+	return s->impl;
+}
+
+bool
+sink_stopping(struct sink *s)
+{
+	return atomic_load(&s->stopping);
+}
+
+void
+sink_tick(struct sink *s)
+{
+	atomic_store(&s->tick_ms, util_mono_ms());
+}
+
+const char *
+sink_name(struct sink *s)
+{
+	return s->ops->name;
+}
+
+bool
+sink_alive(struct sink *s)
+{
+	return util_mono_ms() - atomic_load(&s->tick_ms) < 15000;
+}
+
+int64_t
+sink_cursor(struct sink *s)
+{
+	return atomic_load(&s->cursor);
+}
+
+/* Sleeps until woken by the writer or main, or ms pass. */
+static void
+sink_wait(struct sink *s, int64_t ms)
+{
+	struct pollfd pfd = { .fd = s->efd, .events = POLLIN };
+	uint64_t v;
+
+	if (ms > 1000)
+		ms = 1000;	/* tick at least every second */
+	if (ms > 0 && poll(&pfd, 1, (int)ms) == 1)
+		(void)!read(s->efd, &v, sizeof(v));
+	sink_tick(s);
+}
+
+static int
+collect(void *arg, int64_t seq, const char *status, const char *json, int jsonlen)
+{
+	struct sink *s = arg;
+	struct line *l = &s->lines[s->nlines];
+
+	l->seq = seq;
+	l->skip = !s->p.all_events && !pay_status_is_outcome(pay_status_parse(status));
+	l->buf = NULL;
+	l->len = 0;
+	if (!l->skip) {
+		if ((l->buf = malloc((size_t)jsonlen + 1)) == NULL)
+			return -1;
+		memcpy(l->buf, json, (size_t)jsonlen);
+		l->buf[jsonlen] = '\n';
+		l->len = (size_t)jsonlen + 1;
+	}
+	s->nlines++;
+	return 0;
+}
+
+static void
+drop_lines(struct sink *s)
+{
+	for (int i = 0; i < s->nlines; i++)
+		free(s->lines[i].buf);
+	s->nlines = 0;
+}
+
+static int64_t
+backoff_ms(int n, int64_t cap)
+{
+	int64_t ms = 1000;
+
+	while (--n > 0 && ms < cap)
+		ms *= 2;
+	return ms < cap ? ms : cap;
+}
+
+/* Saves the cursor once what was delivered is durable. */
+static void
+advance(struct sink *s, int64_t delivered)
+{
+	if (delivered <= atomic_load(&s->cursor))
+		return;
+	if (s->ops->flush != NULL && s->ops->flush(s) == -1)
+		return;		/* not durable: they will be delivered again */
+	atomic_store(&s->cursor, delivered);
+	store_cursor_set(s->store, s->ops->name, delivered);
+}
+
+static void *
+sink_main(void *arg)
+{
+	struct sink *s = arg;
+	char err[256];
+	int64_t retry_at = 0, delivered;
+	int attempts = 0, downs = 0, n;
+
+	while (!sink_stopping(s)) {
+		if (atomic_exchange(&s->reopen, false) && s->ops->reopen != NULL)
+			s->ops->reopen(s);
+		if (util_mono_ms() < retry_at) {
+			sink_wait(s, retry_at - util_mono_ms());
+			continue;
+		}
+		n = store_reader_outcomes(s->reader, atomic_load(&s->cursor), BATCH,
+		    collect, s);
+		if (n <= 0) {
+			drop_lines(s);
+			sink_wait(s, 1000);
+			continue;
+		}
+		delivered = atomic_load(&s->cursor);
+		for (int i = 0; i < s->nlines && !sink_stopping(s); i++) {
+			struct line *l = &s->lines[i];
+			enum sink_rc rc;
+
+			if (l->skip) {
+				delivered = l->seq;
+				continue;
+			}
+			err[0] = '\0';
+			rc = s->ops->deliver(s, l->seq, l->buf, l->len, err, sizeof(err));
+			sink_tick(s);
+			if (rc == SINK_OK) {
+				delivered = l->seq;
+				attempts = downs = 0;
+				continue;
+			}
+			if (rc == SINK_DOWN) {
+				downs++;
+				retry_at = util_mono_ms() + backoff_ms(downs, s->p.down_cap_ms);
+				break;
+			}
+			attempts++;
+			if (attempts < s->p.max_attempts) {
+				log_warnx("%s: seq %lld failed (attempt %d of %d): %s",
+				    s->ops->name, (long long)l->seq, attempts,
+				    s->p.max_attempts, err);
+				retry_at = util_mono_ms() + backoff_ms(attempts, s->p.fail_cap_ms);
+				break;
+			}
+			/* Everything before it must be saved first: the dead
+			 * letter moves the cursor past it. */
+			advance(s, delivered);
+			if (store_dead_letter(s->store, s->ops->name, l->seq, attempts,
+			    err) == -1) {
+				retry_at = util_mono_ms() + 1000;
+				break;
+			}
+			log_warnx("%s: seq %lld dead-lettered after %d attempts: %s",
+			    s->ops->name, (long long)l->seq, attempts, err);
+			atomic_store(&s->cursor, l->seq);
+			delivered = l->seq;
+			attempts = 0;
+		}
+		drop_lines(s);
+		advance(s, delivered);
+	}
+	return NULL;
+}
+
+struct sink *
+sink_start(struct store *store, const struct sink_ops *ops, void *impl,
+    const struct sink_params *p, char *err, size_t errlen)
+{
+	struct sink *s;
+	int64_t cur;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->ops = ops;
+	s->impl = impl;
+	s->p = *p;
+	s->store = store;
+	s->efd = -1;
+	if ((s->reader = store_reader_open(store_path(store), err, errlen)) == NULL)
+		goto fail;
+	if ((cur = store_reader_cursor(s->reader, ops->name)) < 0) {
+		snprintf(err, errlen, "%s: cannot read its cursor", ops->name);
+		goto fail;
+	}
+	atomic_store(&s->cursor, cur);
+	sink_tick(s);
+	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (store_add_listener(store, s->efd) == -1) {
+		snprintf(err, errlen, "too many listeners");
+		goto fail;
+	}
+	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
+		snprintf(err, errlen, "cannot start the %s thread", ops->name);
+		goto fail;
+	}
+	return s;
+fail:
+	store_reader_free(s->reader);
+	/* efd may already be a listener: leak it rather than close a fd
+	 * the writer still writes to; startup fails anyway. */
+	free(s);
+	return NULL;
+}
+
+static void
+wake(struct sink *s)
+{
+	uint64_t one = 1;
+
+	(void)!write(s->efd, &one, sizeof(one));
+}
+
+void
+sink_reopen(struct sink *s)
+{
+	if (s == NULL)
+		return;
+	atomic_store(&s->reopen, true);
+	wake(s);
+}
+
+/*
+ * Leaves the eventfd open: the writer may still write to it until the store
+ * stops.  The process is about to exit anyway.
+ */
+void
+sink_stop(struct sink *s)
+{
+	if (s == NULL)
+		return;
+	atomic_store(&s->stopping, true);
+	wake(s);
+	pthread_join(s->thread, NULL);
+	drop_lines(s);
+	if (s->ops->close != NULL)
+		s->ops->close(s);
+	store_reader_free(s->reader);
+	free(s);
+}

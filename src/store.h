@@ -1,0 +1,92 @@
+/*
+ * store.h - durable state in SQLite, written by one thread.
+ *
+ * DESIGN: one writer thread owns the only write connection.  Every change
+ * (an ingested event, a sink's cursor, a dead letter, ...) is a job put on
+ * its queue.  The writer takes every job waiting, runs them in one
+ * transaction (each in its own savepoint), commits, and only then answers
+ * them: a job's caller learns the result after COMMIT or not at all.  After a
+ * commit that produced outcomes it wakes the listeners (sinks, control) by
+ * writing to their eventfds; they read the outcomes with their own read
+ * connections (store_read.h).  No connection is shared between threads.
+ */
+#ifndef VINR_STORE_H
+#define VINR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "payment.h"
+
+struct store;
+
+enum ingest_result {
+	INGEST_ACCEPTED = 0,	/* newly stored */
+	INGEST_IGNORED,		/* newly stored, not applicable to a payment */
+	INGEST_DUPLICATE,	/* the dedupe key was seen before */
+	INGEST_UNAVAILABLE	/* not committed: nothing of it was stored */
+};
+
+struct store_ingest {
+	/* in */
+	const struct vinr_event	*ev;
+	const char		*body;
+	size_t			 bodylen;
+	const char		*source;	/* "webhook" | "reconciler" */
+	/* out */
+	enum ingest_result	 result;
+	int			 decision;	/* enum pay_decision, -1 if none */
+	int64_t			 seq;		/* the outcome's seq, 0 if none */
+};
+
+/*
+ * Opens (creating if needed) the database at path, applies the migrations of
+ * sql/ that it lacks, and sets WAL and the synchronous level (2 full,
+ * 1 normal).  Returns NULL with a message in err on failure.
+ */
+struct store	*store_open(const char *path, int synchronous, char *err, size_t errlen);
+/* Starts the writer thread.  Returns 0 or -1. */
+int		 store_start(struct store *);
+/*
+ * Stops the writer after it has committed every job already queued (and
+ * every cursor already set).  Jobs submitted after this fail.
+ */
+void		 store_stop(struct store *);
+/* Closes and frees; stops first if needed.  NULL ok. */
+void		 store_free(struct store *);
+
+/* Blocks until the event is committed (or could not be).  Thread-safe. */
+void		 store_ingest(struct store *, struct store_ingest *);
+
+/*
+ * Records that sink delivered everything up to seq.  Does not block: the
+ * writer saves the newest value with its next commit (and at stop).
+ */
+void		 store_cursor_set(struct store *, const char *sink, int64_t seq);
+
+/* Records a dead letter and moves the cursor past it.  Blocks until
+ * committed; returns 0 or -1. */
+int		 store_dead_letter(struct store *, const char *sink, int64_t seq,
+		    int attempts, const char *last_error);
+
+/*
+ * Registers an eventfd (or pipe write end) that the writer writes an 8-byte
+ * 1 to after each commit that added outcomes.  At most 16.  Returns 0 or -1.
+ */
+int		 store_add_listener(struct store *, int fd);
+
+/* The highest committed seq. */
+int64_t		 store_last_seq(struct store *);
+/*
+ * True when the writer is alive (it ticks at least every second) and its
+ * last commit succeeded; otherwise false with a reason ("storage_unavailable",
+ * "writer_stalled").
+ */
+bool		 store_healthy(struct store *, const char **reason);
+
+/* The path it was opened with (for read connections). */
+const char	*store_path(struct store *);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * store_int.h - what store.c and store_read.c share: the payment columns and
+ * the code that turns a row into a struct payment.  Not for other modules.
+ */
+#ifndef VINR_STORE_INT_H
+#define VINR_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "payment.h"
+
+/* The columns payment_from_row() reads, in this order. */
+#define PAYMENT_COLS "id, terminal_id, reference, status, amount, amount_captured, " \
+	"currency, capture_method, entry_method, brand, last4, auth_code, decline_code, " \
+	"livemode, created_at"
+#define PAYMENT_NCOLS 15
+
+/* Fills p from columns col0 .. col0+14 of the current row; 0 or -1. */
+int	payment_from_row(sqlite3_stmt *, int col0, struct payment *p);
+
+/* The migrations, generated from sql/NNN_*.sql at build time. */
+extern const char *const sql_migrations[];
+extern const int sql_nmigrations;
+
+/* Opens a connection with the pragmas every connection of ours uses. */
+sqlite3	*store_connect(const char *path, int flags, char *err, size_t errlen);
+
+#endif

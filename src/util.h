@@ -1,0 +1,22 @@
+/*
+ * util.h - small helpers shared by every part: clocks and timestamps.
+ */
+#ifndef VINR_UTIL_H
+#define VINR_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define TS_LEN	80	/* "2026-06-11T09:00:12.345Z" needs 25; room for any year */
+
+/* Milliseconds: wall clock, and a monotonic clock for intervals. */
+int64_t	util_now_ms(void);
+int64_t	util_mono_ms(void);
+/* RFC 3339 UTC with milliseconds, for the given wall-clock milliseconds. */
+void	util_rfc3339(int64_t ms, char buf[TS_LEN]);
+/* A timespec "ms from now" on CLOCK_MONOTONIC, for pthread_cond_timedwait
+ * on condition variables made with util_cond_init(). */
+void	util_deadline(struct timespec *ts, int64_t ms);
+int	util_cond_init(void *cond);	/* pthread_cond_t *, CLOCK_MONOTONIC */
+
+#endif
