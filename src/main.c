@@ -25,6 +25,8 @@
 #include "signature.h"
 #include "sink.h"
 #include "sink_eventlog.h"
+#include "sink_hook.h"
+#include "sink_socket.h"
 #include "store.h"
 #include "util.h"
 #include "version.h"
@@ -37,7 +39,8 @@ struct daemon {
 	struct config	 cfg;
 	struct store	*store;
 	struct http	*http;
-	struct sink	*eventlog;
+	struct sink	*sinks[3];	/* eventlog, hook, socket: those configured */
+	int		 nsinks;
 	int64_t		 started_ms;
 };
 
@@ -149,10 +152,14 @@ health(void *arg, cJSON *warnings, cJSON *reasons)
 		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
 		ok = false;
 	}
-	if (d->eventlog != NULL && !sink_alive(d->eventlog)) {
-		cJSON_AddItemToArray(reasons, cJSON_CreateString("eventlog_stalled"));
-		ok = false;
-	}
+	for (int i = 0; i < d->nsinks; i++)
+		if (!sink_alive(d->sinks[i])) {
+			char stalled[64];
+
+			snprintf(stalled, sizeof(stalled), "%s_stalled", sink_name(d->sinks[i]));
+			cJSON_AddItemToArray(reasons, cJSON_CreateString(stalled));
+			ok = false;
+		}
 	return ok;
 }
 
@@ -182,15 +189,39 @@ metrics(void *arg)
 	fprintf(f, "# HELP vinr_outcome_last_seq The last outcome seq committed.\n"
 	    "# TYPE vinr_outcome_last_seq gauge\nvinr_outcome_last_seq %lld\n",
 	    (long long)store_last_seq(d->store));
-	if (d->eventlog != NULL)
-		fprintf(f, "# HELP vinr_sink_lag Outcomes not yet delivered by a sink.\n"
-		    "# TYPE vinr_sink_lag gauge\nvinr_sink_lag{sink=\"eventlog\"} %lld\n",
-		    (long long)(store_last_seq(d->store) - sink_cursor(d->eventlog)));
+	fprintf(f, "# HELP vinr_sink_lag Outcomes not yet delivered by a sink.\n"
+	    "# TYPE vinr_sink_lag gauge\n");
+	for (int i = 0; i < d->nsinks; i++)
+		fprintf(f, "vinr_sink_lag{sink=\"%s\"} %lld\n", sink_name(d->sinks[i]),
+		    (long long)(store_last_seq(d->store) - sink_cursor(d->sinks[i])));
 	fprintf(f, "# HELP vinr_uptime_seconds Seconds since start.\n"
 	    "# TYPE vinr_uptime_seconds gauge\nvinr_uptime_seconds %lld\n",
 	    (long long)((util_mono_ms() - d->started_ms) / 1000));
 	fclose(f);
 	return buf;
+}
+
+static int
+start_sinks(struct daemon *d, char *err, size_t errlen)
+{
+	struct sink *s;
+
+	if (d->cfg.event_log != NULL) {
+		if ((s = eventlog_start(d->store, d->cfg.event_log, err, errlen)) == NULL)
+			return -1;
+		d->sinks[d->nsinks++] = s;
+	}
+	if (d->cfg.hook != NULL) {
+		if ((s = hook_start(d->store, &d->cfg, err, errlen)) == NULL)
+			return -1;
+		d->sinks[d->nsinks++] = s;
+	}
+	if (d->cfg.socket != NULL) {
+		if ((s = socket_sink_start(d->store, &d->cfg, err, errlen)) == NULL)
+			return -1;
+		d->sinks[d->nsinks++] = s;
+	}
+	return 0;
 }
 
 static void
@@ -210,7 +241,8 @@ reload(struct daemon *d)
 			log_info("reload: %d webhook secret(s) in use", n);
 		free_keys(keys, n);
 	}
-	sink_reopen(d->eventlog);
+	for (int i = 0; i < d->nsinks; i++)
+		sink_reopen(d->sinks[i]);
 }
 
 int
@@ -292,8 +324,7 @@ main(int argc, char *argv[])
 		fatalx(EXIT_RUNTIME, "database: %s", err);
 	if (store_start(d.store) == -1)
 		fatalx(EXIT_RUNTIME, "cannot start the writer");
-	if (d.cfg.event_log != NULL &&
-	    (d.eventlog = eventlog_start(d.store, d.cfg.event_log, err, sizeof(err))) == NULL)
+	if (start_sinks(&d, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
 	if ((d.http = http_start(&d.cfg, d.store, keys, (size_t)nkeys, listen_fd, &hooks,
 	    err, sizeof(err))) == NULL)
@@ -318,7 +349,8 @@ main(int argc, char *argv[])
 	log_info("stopping");
 	sd_notify(0, "STOPPING=1");
 	http_stop(d.http, 10000);
-	sink_stop(d.eventlog);
+	for (int i = 0; i < d.nsinks; i++)
+		sink_stop(d.sinks[i]);
 	store_free(d.store);
 	config_release(&d.cfg);
 	log_info("stopped");

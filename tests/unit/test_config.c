@@ -1075,6 +1075,26 @@ test_secrets_unreadable(void **state)
 		unlink(path);
 	}
 
+	/* Nor does a file too large to be a list of secrets. */
+	{
+		size_t	 biglen = 1100 * 1024;
+		char	*big = malloc(biglen), *bigpath;
+
+		assert_non_null(big);
+		memset(big, 's', biglen);
+		memcpy(big, "topsecret\n", 10);
+		bigpath = write_tmp(big, biglen);
+		assert_int_equal(secrets_load(&s, bigpath, NULL, NULL, &src,
+		    err, sizeof(err)), -1);
+		assert_contains(err, bigpath);
+		assert_contains(err, "larger than 1048576 bytes");
+		assert_null(strstr(err, "topsecret"));
+		assert_int_equal(s.n, 0);
+		unlink(bigpath);
+		free(bigpath);
+		free(big);
+	}
+
 	/* A refused file's content never reaches the message. */
 	nul = write_tmp(withnul, sizeof(withnul) - 1);
 	assert_int_equal(secrets_load(&s, nul, NULL, NULL, &src, err,
