@@ -106,5 +106,32 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh $(abspath $(BUILD))
 
+# Lays out every file under $(DESTDIR)$(PREFIX) (programs, SQL, man pages,
+# systemd units) and $(DESTDIR)/etc (example config, logrotate).  An existing
+# /etc/vinr-webhookd/vinr-webhookd.conf is never overwritten.
+SYSCONFDIR ?= /etc
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql \
+	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql/
+	install -m 0644 config/nginx.conf $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples/
+	if [ -d config/examples ]; then install -m 0755 config/examples/* \
+	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples/; fi
+	install -m 0644 man/vinrctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/vinr-webhookd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 man/vinr-webhookd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/vinr-webhookd.service \
+	    > $(DESTDIR)$(UNITDIR)/vinr-webhookd.service
+	install -m 0644 systemd/vinr-webhookd.socket $(DESTDIR)$(UNITDIR)/
+	chmod 0644 $(DESTDIR)$(UNITDIR)/vinr-webhookd.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd/vinr-webhookd.conf ] || \
+	    install -m 0640 config/vinr-webhookd.conf $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd/
+	install -m 0644 config/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/vinr-webhookd
+
 clean:
 	rm -rf build var

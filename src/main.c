@@ -140,6 +140,31 @@ check_parent(const char *what, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * For the watchdog: every thread ticks.  A failing disk is not a stuck
+ * thread (restarting would not mend it), so only a stalled writer counts.
+ */
+static bool
+threads_alive(struct daemon *d)
+{
+	const char *why = NULL;
+
+	if (!store_healthy(d->store, &why) && strcmp(why, "writer_stalled") == 0)
+		return false;
+	for (int i = 0; i < d->nsinks; i++)
+		if (!sink_alive(d->sinks[i]))
+			return false;
+	return true;
+}
+
+/* reasons may be NULL: the watchdog only wants the verdict. */
+static void
+add_reason(cJSON *reasons, const char *why)
+{
+	if (reasons != NULL)
+		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+}
+
 static bool
 health(void *arg, cJSON *warnings, cJSON *reasons)
 {
@@ -149,7 +174,7 @@ health(void *arg, cJSON *warnings, cJSON *reasons)
 
 	(void)warnings;
 	if (!store_healthy(d->store, &why)) {
-		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+		add_reason(reasons, why);
 		ok = false;
 	}
 	for (int i = 0; i < d->nsinks; i++)
@@ -157,7 +182,7 @@ health(void *arg, cJSON *warnings, cJSON *reasons)
 			char stalled[64];
 
 			snprintf(stalled, sizeof(stalled), "%s_stalled", sink_name(d->sinks[i]));
-			cJSON_AddItemToArray(reasons, cJSON_CreateString(stalled));
+			add_reason(reasons, stalled);
 			ok = false;
 		}
 	return ok;
@@ -264,6 +289,8 @@ main(int argc, char *argv[])
 	siginfo_t si;
 	struct timespec tick = { 1, 0 };
 	int ch, nkeys, listen_fd = -1;
+	uint64_t wd_usec = 0;
+	int64_t wd_next = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:tdVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -337,8 +364,24 @@ main(int argc, char *argv[])
 	    listen_fd >= 0 ? "" : d.cfg.http_path, d.cfg.database);
 	sd_notify(0, "READY=1");
 
+	/*
+	 * WATCHDOG=1 every half of WATCHDOG_USEC, but only while every thread
+	 * shows signs of life: a stuck writer or sink stops the pings, and
+	 * systemd restarts us.
+	 */
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec / 2000 < 1000)
+		tick.tv_sec = 0, tick.tv_nsec = (long)(wd_usec / 2) * 1000;
 	for (;;) {
-		int sig = sigtimedwait(&sigs, &si, &tick);
+		int sig;
+
+		if (wd_usec > 0 && util_mono_ms() >= wd_next) {
+			if (threads_alive(&d))
+				sd_notify(0, "WATCHDOG=1");
+			else
+				log_warnx("watchdog: a thread is stalled; not pinging");
+			wd_next = util_mono_ms() + (int64_t)(wd_usec / 2000);
+		}
+		sig = sigtimedwait(&sigs, &si, &tick);
 
 		if (sig == SIGHUP)
 			reload(&d);

@@ -1,0 +1,76 @@
+/*
+ * reconcile.h - the reconciler (SPEC §5): asks VINR about payments stuck in
+ * pending/processing, so that a missed webhook still ends in an outcome.
+ *
+ * DESIGN: one thread.  Each round it reads the payments that are due
+ * (stale, and past their per-payment backoff) with its own read connection,
+ * retrieves them one by one through the global rate limiter (at least
+ * 1/max_rps s apart; a 429 pauses every request for its Retry-After), and
+ * submits what it learns to the store as a synthetic event (source
+ * "reconciler", id rcn_<paymentId>_<status>): the same dedupe and state
+ * machine as a webhook.  On-demand requests (the control socket's
+ * "reconcile") are queued to the same thread and go first.
+ */
+#ifndef VINR_RECONCILE_H
+#define VINR_RECONCILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct reconciler;
+struct store;
+
+enum rc_state {
+	RC_OK = 0,
+	RC_PAUSED,	/* VINR refused the key (401/403) */
+	RC_DISABLED	/* no API key configured */
+};
+
+/* The answer to an on-demand request. */
+enum rc_answer {
+	RC_ANSWER_OK = 0,	/* retrieved and applied; changed says if it moved */
+	RC_ANSWER_NOT_FOUND,	/* VINR does not know the payment */
+	RC_ANSWER_UPSTREAM,	/* VINR could not be asked (message says why) */
+	RC_ANSWER_STOPPING
+};
+
+/*
+ * Called on the reconciler thread when an on-demand request is done.  msg is
+ * a short reason for RC_ANSWER_UPSTREAM (no secret), valid during the call.
+ */
+typedef void (*reconcile_done_fn)(void *arg, enum rc_answer, bool changed,
+    const char *msg);
+
+struct reconcile_stats {
+	enum rc_state	state;
+	uint64_t	requests;
+	uint64_t	errors;
+	/* Requests by VINR's answer: 200, 401, 403, 404, 429, 5xx, other, none. */
+	uint64_t	by_status[8];
+};
+
+extern const char *const reconcile_status_labels[8];
+
+/*
+ * Starts the thread, or returns NULL with err set.  key is the API key (not
+ * kept beyond the handle's copy).  store must outlive it.
+ */
+struct reconciler	*reconcile_start(const struct config *, struct store *,
+			    const char *key, char *err, size_t errlen);
+/* Stops the thread; pending on-demand requests get RC_ANSWER_STOPPING. */
+void			 reconcile_stop(struct reconciler *);
+/* SIGHUP: reload the API key (from the same sources) and leave "paused". */
+void			 reconcile_reload(struct reconciler *);
+/*
+ * Queues an on-demand retrieve of payment_id.  done is called exactly once,
+ * on the reconciler thread.  Returns 0, or -1 (out of memory / stopping).
+ */
+int			 reconcile_request(struct reconciler *, const char *payment_id,
+			    reconcile_done_fn done, void *arg);
+void			 reconcile_stats_get(struct reconciler *, struct reconcile_stats *);
+bool			 reconcile_alive(struct reconciler *);
+const char		*reconcile_state_name(enum rc_state);
+
+#endif
