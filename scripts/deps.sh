@@ -6,7 +6,8 @@ set -eu
 PKGS="gcc make pkg-config
 libmicrohttpd-dev libssl-dev libcjson-dev libsqlite3-dev sqlite3
 libcurl4-openssl-dev libinih-dev libsystemd-dev
-libcmocka-dev python3 python3-pytest curl"
+libcmocka-dev python3 python3-pytest curl openssl
+nginx-light systemd logrotate man-db"
 
 missing=""
 for p in $PKGS; do
@@ -23,6 +24,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as nginx would start their service on install; the tests
+# start their own on loopback, so keep the package scripts from doing it.
+prc=/usr/sbin/policy-rc.d
+if [ ! -e $prc ]; then
+	printf '#!/bin/sh\nexit 101\n' > $prc
+	chmod +x $prc
+	trap 'rm -f $prc' EXIT
+fi
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
