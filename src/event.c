@@ -102,10 +102,17 @@ event_parse(const char *body, size_t len, const char *fallback_id, struct vinr_e
 	const cJSON *id, *type, *data, *obj, *lm;
 	int livemode = -1;
 	enum event_err err = EVENT_INVALID_EVENT;
+	const char *end = NULL;
 
 	memset(ev, 0, sizeof(*ev));
-	if ((root = cJSON_ParseWithLengthOpts(body, len, NULL, 0)) == NULL)
+	if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
 		return EVENT_INVALID_JSON;
+	/* One JSON value and nothing after it but whitespace. */
+	for (; end < body + len; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+			cJSON_Delete(root);
+			return EVENT_INVALID_JSON;
+		}
 	if (!cJSON_IsObject(root))
 		goto fail;
 	id = cJSON_GetObjectItemCaseSensitive(root, "id");

@@ -193,12 +193,20 @@ add_str(cJSON *o, const char *k, const char *v)
 		cJSON_AddNullToObject(o, k);
 }
 
+/*
+ * Integers are printed by us: cJSON keeps numbers as doubles and prints
+ * large ones in exponent form (9.00719925474099e+15), which integer
+ * decoders refuse and which can change the value.
+ */
 static void
 add_int(cJSON *o, const char *k, bool has, int64_t v)
 {
-	if (has)
-		cJSON_AddNumberToObject(o, k, (double)v);
-	else
+	char num[32];
+
+	if (has) {
+		snprintf(num, sizeof(num), "%lld", (long long)v);
+		cJSON_AddRawToObject(o, k, num);
+	} else
 		cJSON_AddNullToObject(o, k);
 }
 
