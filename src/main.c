@@ -3,9 +3,10 @@
  *
  * Threads: main (this file) waits for signals with sigtimedwait() and acts on
  * them; every other thread has them blocked.  The others: the store's writer,
- * one per sink, libmicrohttpd's.  Startup order is store, sinks, HTTP;
- * shutdown is the reverse, so that every request answered and every
- * delivery made is saved before the writer commits its last batch.
+ * one per sink, libmicrohttpd's, the control socket's.  Startup order is
+ * store, sinks, HTTP, control; shutdown is HTTP, control, sinks, store, so
+ * that every request answered and every delivery made is saved before the
+ * writer commits its last batch.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "control.h"
 #include "http.h"
 #include "log.h"
 #include "signature.h"
@@ -41,6 +43,7 @@ struct daemon {
 	struct http	*http;
 	struct sink	*sinks[3];	/* eventlog, hook, socket: those configured */
 	int		 nsinks;
+	struct control	*control;	/* NULL when [control] socket is unset */
 	int64_t		 started_ms;
 };
 
@@ -326,7 +329,8 @@ main(int argc, char *argv[])
 	if ((nkeys = load_keys(&d.cfg, &keys, err, sizeof(err))) == -1 ||
 	    check_api_key(&d.cfg, &have_api_key, err, sizeof(err)) == -1 ||
 	    check_parent("database", d.cfg.database, err, sizeof(err)) == -1 ||
-	    check_parent("event log", d.cfg.event_log, err, sizeof(err)) == -1)
+	    check_parent("event log", d.cfg.event_log, err, sizeof(err)) == -1 ||
+	    check_parent("control socket", d.cfg.control_socket, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration %s: %s", file, err);
 	if (check) {
 		printf("%s: configuration ok (%d webhook secret(s), reconciler %s)\n",
@@ -357,6 +361,14 @@ main(int argc, char *argv[])
 	    err, sizeof(err))) == NULL)
 		fatalx(EXIT_RUNTIME, "%s", err);
 	free_keys(keys, nkeys);
+	if (d.cfg.control_socket != NULL) {
+		struct control_params cp = { .path = d.cfg.control_socket,
+		    .mode = d.cfg.control_mode, .store = d.store, .http = d.http,
+		    .sinks = d.sinks, .nsinks = d.nsinks, .started_ms = d.started_ms };
+
+		if ((d.control = control_start(&cp, err, sizeof(err))) == NULL)
+			fatalx(EXIT_RUNTIME, "%s", err);
+	}
 	if (!have_api_key)
 		log_info("reconciler disabled: no API key configured");
 	log_info("vinr-webhookd %s listening on %s%s, database %s", VINR_VERSION,
@@ -392,6 +404,7 @@ main(int argc, char *argv[])
 	log_info("stopping");
 	sd_notify(0, "STOPPING=1");
 	http_stop(d.http, 10000);
+	control_stop(d.control);
 	for (int i = 0; i < d.nsinks; i++)
 		sink_stop(d.sinks[i]);
 	store_free(d.store);

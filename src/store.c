@@ -4,8 +4,11 @@
  *
  * Threads: any number of submitters (HTTP connection threads, sinks, the
  * control loop) call store_ingest() & co, which queue a job and sleep on
- * done_cv; one writer thread runs the queue.  Everything under mu: the
- * queue, the pending cursors, the stopping flag.  The writer drops mu while
+ * done_cv; one writer thread runs the queue.  An asynchronous job (the
+ * *_async calls, for the control loop) is on the heap instead: nobody sleeps
+ * on it, the writer calls its done function after the commit and frees it.
+ * Everything under mu: the queue, the pending cursors, the stopping flag,
+ * the listeners.  The writer drops mu while
  * it talks to SQLite, so submitters keep queueing during a commit and the
  * next batch grows while the disk syncs: that is the group commit.
  */
@@ -31,7 +34,10 @@
 
 enum job_kind {
 	JOB_INGEST,
-	JOB_DEAD
+	JOB_DEAD,
+	JOB_TRACK,
+	JOB_REPLAY,
+	JOB_DEAD_DELIVERED
 };
 
 struct job {
@@ -39,6 +45,8 @@ struct job {
 	struct job		*next;
 	bool			 done;
 	int			 rc;		/* 0 committed, -1 not */
+	store_done_fn		 done_fn;	/* set: asynchronous, on the heap */
+	void			*done_arg;
 	union {
 		struct store_ingest *ingest;
 		struct {
@@ -47,6 +55,15 @@ struct job {
 			int		 attempts;
 			const char	*error;
 		} dead;
+		struct {
+			const struct payment *in;
+			struct payment	*out;		/* NULL: not wanted */
+		} track;
+		struct {
+			const char	*sink;		/* also JOB_DEAD_DELIVERED */
+			int64_t		 seq;
+			bool		 found;
+		} replay;
 	} u;
 };
 
@@ -59,7 +76,7 @@ struct cursor {
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
 	ST_EV_EXISTS, ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
-	ST_CUR_SET, ST_DEAD_INSERT,
+	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_COUNT
 };
 
@@ -89,6 +106,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DEAD_INSERT] = "INSERT INTO dead_letters (sink, seq, attempts, last_error, at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sink, seq) DO UPDATE SET "
 	    "attempts = ?3, last_error = ?4, at = ?5, replay = 0",
+	/*
+	 * Binds like ST_PAY_UPSERT (?4 is 'pending').  A known payment keeps
+	 * what it has: unqualified names in DO UPDATE are the stored row.
+	 */
+	[ST_TRACK] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, tracked) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+	    "?15, ?16, 1) ON CONFLICT (id) DO UPDATE SET "
+	    "terminal_id = coalesce(terminal_id, ?2), reference = coalesce(reference, ?3), "
+	    "amount = coalesce(amount, ?5), amount_captured = coalesce(amount_captured, ?6), "
+	    "currency = coalesce(currency, ?7), capture_method = coalesce(capture_method, ?8), "
+	    "entry_method = coalesce(entry_method, ?9), brand = coalesce(brand, ?10), "
+	    "last4 = coalesce(last4, ?11), auth_code = coalesce(auth_code, ?12), "
+	    "decline_code = coalesce(decline_code, ?13), livemode = coalesce(livemode, ?14), "
+	    "created_at = coalesce(created_at, ?15), tracked = 1",
+	[ST_REPLAY] = "UPDATE dead_letters SET replay = 1 WHERE sink = ?1 AND seq = ?2",
+	[ST_DEAD_DELETE] = "DELETE FROM dead_letters WHERE sink = ?1 AND seq = ?2",
 };
 
 struct store {
@@ -354,16 +387,14 @@ insert_event(struct store *s, const struct store_ingest *in, const char *result,
 	return run(s, ST_EV_INSERT);
 }
 
-static int
-upsert_payment(struct store *s, const struct payment *p, const char *now,
-    const char *event_id)
+/* Binds ?1 .. ?15 in the order of PAYMENT_COLS. */
+static void
+bind_payment(sqlite3_stmt *st, const struct payment *p, enum pay_status status)
 {
-	sqlite3_stmt *st = s->st[ST_PAY_UPSERT];
-
 	bind_text(st, 1, p->id);
 	bind_text(st, 2, p->terminal_id);
 	bind_text(st, 3, p->reference);
-	bind_text(st, 4, pay_status_name(p->status));
+	bind_text(st, 4, pay_status_name(status));
 	bind_int_opt(st, 5, p->has_amount, p->amount);
 	bind_int_opt(st, 6, p->has_amount_captured, p->amount_captured);
 	bind_text(st, 7, p->currency);
@@ -375,6 +406,15 @@ upsert_payment(struct store *s, const struct payment *p, const char *now,
 	bind_text(st, 13, p->decline_code);
 	bind_int_opt(st, 14, p->livemode != -1, p->livemode);
 	bind_text(st, 15, p->created_at);
+}
+
+static int
+upsert_payment(struct store *s, const struct payment *p, const char *now,
+    const char *event_id)
+{
+	sqlite3_stmt *st = s->st[ST_PAY_UPSERT];
+
+	bind_payment(st, p, p->status);
 	bind_text(st, 16, now);
 	bind_text(st, 17, event_id);
 	return run(s, ST_PAY_UPSERT);
@@ -495,6 +535,36 @@ dead_run(struct store *s, struct job *j, const char *now)
 }
 
 static int
+track_run(struct store *s, struct job *j, const char *now)
+{
+	sqlite3_stmt *st = s->st[ST_TRACK];
+	int rc;
+
+	bind_payment(st, j->u.track.in, PAY_PENDING);
+	bind_text(st, 16, now);
+	if ((rc = run(s, ST_TRACK)) != SQLITE_OK)
+		return rc;
+	if (j->u.track.out == NULL)
+		return SQLITE_OK;
+	payment_release(j->u.track.out);
+	return load_payment(s, j->u.track.in->id, j->u.track.out);
+}
+
+/* ST_REPLAY or ST_DEAD_DELETE for (sink, seq). */
+static int
+dead_mark_run(struct store *s, struct job *j, enum stmt_id id)
+{
+	sqlite3_stmt *st = s->st[id];
+	int rc;
+
+	bind_text(st, 1, j->u.replay.sink);
+	sqlite3_bind_int64(st, 2, j->u.replay.seq);
+	if ((rc = run(s, id)) == SQLITE_OK)
+		j->u.replay.found = sqlite3_changes(s->db) > 0;
+	return rc;
+}
+
+static int
 job_run(struct store *s, struct job *j, const char *now)
 {
 	switch (j->kind) {
@@ -502,6 +572,12 @@ job_run(struct store *s, struct job *j, const char *now)
 		return ingest_run(s, j->u.ingest, now);
 	case JOB_DEAD:
 		return dead_run(s, j, now);
+	case JOB_TRACK:
+		return track_run(s, j, now);
+	case JOB_REPLAY:
+		return dead_mark_run(s, j, ST_REPLAY);
+	case JOB_DEAD_DELIVERED:
+		return dead_mark_run(s, j, ST_DEAD_DELETE);
 	}
 	return SQLITE_MISUSE;
 }
@@ -510,11 +586,28 @@ static void
 job_fail(struct job *j)
 {
 	j->rc = -1;
-	if (j->kind == JOB_INGEST) {
+	switch (j->kind) {
+	case JOB_INGEST:
 		j->u.ingest->result = INGEST_UNAVAILABLE;
 		j->u.ingest->decision = -1;
 		j->u.ingest->seq = 0;
+		break;
+	case JOB_TRACK:
+		if (j->u.track.out != NULL)
+			payment_release(j->u.track.out);
+		break;
+	default:
+		break;
 	}
+}
+
+/* What the job's caller is told once it is answered. */
+static int
+job_result(const struct job *j)
+{
+	if (j->rc == 0 && j->kind == JOB_REPLAY && !j->u.replay.found)
+		return 1;
+	return j->rc;
 }
 
 /*
@@ -590,10 +683,10 @@ writer_main(void *arg)
 {
 	struct store *s = arg;
 	struct cursor cur[MAX_CURSORS];
-	struct job *batch, *j;
+	struct job *batch, *j, *next, *async;
 	struct timespec ts;
 	int ncur, n = 0;
-	bool ok, had_work;
+	bool ok, had_work, replayed;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
@@ -639,12 +732,36 @@ writer_main(void *arg)
 					    !s->cursors[i].dirty)
 						s->cursors[i].dirty = true;
 		}
-		for (j = batch; j != NULL; j = j->next)
-			j->done = true;
+		/*
+		 * A blocking job's submitter may return (and its job vanish from
+		 * its stack) as soon as done is set and mu released: read next
+		 * first.  Asynchronous jobs are answered below, without mu.
+		 */
+		async = NULL;
+		replayed = false;
+		for (j = batch; j != NULL; j = next) {
+			next = j->next;
+			replayed |= j->kind == JOB_REPLAY && job_result(j) == 0;
+			if (j->done_fn != NULL) {
+				j->next = async;
+				async = j;
+			} else
+				j->done = true;
+		}
 		pthread_cond_broadcast(&s->done_cv);
 		if (ok && s->next_seq - 1 != atomic_load(&s->last_seq)) {
 			atomic_store(&s->last_seq, s->next_seq - 1);
 			notify_listeners(s);
+		} else if (replayed)
+			notify_listeners(s);
+		if (async != NULL) {
+			pthread_mutex_unlock(&s->mu);
+			for (j = async; j != NULL; j = next) {
+				next = j->next;
+				j->done_fn(j->done_arg, job_result(j));
+				free(j);
+			}
+			pthread_mutex_lock(&s->mu);
 		}
 		if (!ok && s->head == NULL) {
 			/* Do not spin on a dead disk: let the next jobs wait a bit. */
@@ -687,6 +804,43 @@ submit(struct store *s, struct job *j)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/*
+ * Queues a heap job whose done function the writer calls after the commit.
+ * Frees j and returns -1 when the store is stopping.
+ */
+static int
+submit_async(struct store *s, struct job *j, store_done_fn done, void *arg)
+{
+	j->next = NULL;
+	j->done = false;
+	j->done_fn = done;
+	j->done_arg = arg;
+	pthread_mutex_lock(&s->mu);
+	if (s->stopping || !s->started) {
+		pthread_mutex_unlock(&s->mu);
+		free(j);
+		return -1;
+	}
+	*s->tail = j;
+	s->tail = &j->next;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+static struct job *
+job_new(enum job_kind kind)
+{
+	struct job *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		log_warn("store: queueing a job");
+		return NULL;
+	}
+	j->kind = kind;
+	return j;
+}
+
 void
 store_ingest(struct store *s, struct store_ingest *in)
 {
@@ -705,6 +859,68 @@ store_dead_letter(struct store *s, const char *sink, int64_t seq, int attempts,
 	j.u.dead.seq = seq;
 	j.u.dead.attempts = attempts;
 	j.u.dead.error = last_error;
+	submit(s, &j);
+	return j.rc;
+}
+
+int
+store_track(struct store *s, const struct payment *in, struct payment *out)
+{
+	struct job j = { .kind = JOB_TRACK };
+
+	if (out != NULL) {
+		memset(out, 0, sizeof(*out));
+		out->livemode = -1;
+	}
+	j.u.track.in = in;
+	j.u.track.out = out;
+	submit(s, &j);
+	return job_result(&j);
+}
+
+int
+store_track_async(struct store *s, const struct payment *in, store_done_fn done,
+    void *arg)
+{
+	struct job *j;
+
+	if ((j = job_new(JOB_TRACK)) == NULL)
+		return -1;
+	j->u.track.in = in;
+	return submit_async(s, j, done, arg);
+}
+
+int
+store_replay(struct store *s, const char *sink, int64_t seq)
+{
+	struct job j = { .kind = JOB_REPLAY };
+
+	j.u.replay.sink = sink;
+	j.u.replay.seq = seq;
+	submit(s, &j);
+	return job_result(&j);
+}
+
+int
+store_replay_async(struct store *s, const char *sink, int64_t seq,
+    store_done_fn done, void *arg)
+{
+	struct job *j;
+
+	if ((j = job_new(JOB_REPLAY)) == NULL)
+		return -1;
+	j->u.replay.sink = sink;
+	j->u.replay.seq = seq;
+	return submit_async(s, j, done, arg);
+}
+
+int
+store_dead_delivered(struct store *s, const char *sink, int64_t seq)
+{
+	struct job j = { .kind = JOB_DEAD_DELIVERED };
+
+	j.u.replay.sink = sink;
+	j.u.replay.seq = seq;
 	submit(s, &j);
 	return j.rc;
 }
@@ -743,6 +959,19 @@ store_add_listener(struct store *s, int fd)
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+/* notify_listeners() runs under mu: once we hold it, no write is in flight. */
+void
+store_remove_listener(struct store *s, int fd)
+{
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i] == fd) {
+			s->listeners[i] = s->listeners[--s->nlisteners];
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
 }
 
 int64_t

@@ -72,10 +72,57 @@ int		 store_dead_letter(struct store *, const char *sink, int64_t seq,
 		    int attempts, const char *last_error);
 
 /*
+ * For event loops that must not sleep in a commit: the *_async forms queue
+ * the job and return at once; the writer calls done(arg, rc) on its own
+ * thread, after the COMMIT that holds the job, with the rc the blocking form
+ * would have returned.  done must be quick and must not call into the store:
+ * typically it queues the answer and wakes its own thread.  The async forms
+ * return 0 when queued (done will be called exactly once, also when the
+ * store is stopped later: the writer drains its queue first) or -1 when the
+ * store is stopping (done is never called).  Their string arguments must
+ * stay valid until done is called.
+ */
+typedef void (*store_done_fn)(void *arg, int rc);
+
+/*
+ * "track" (SPEC §4): a payment that the POS created.  Unknown: stored as
+ * pending with the fields of in and tracked = 1.  Known: keeps its status
+ * and updated_at, gets tracked = 1 and the fields of in that it lacks.  No
+ * outcome either way.  in->id is required; in->status is ignored.  When out
+ * is not NULL it receives the payment as stored (payment_release it).
+ * Blocks until committed; returns 0 or -1.
+ */
+int		 store_track(struct store *, const struct payment *in,
+		    struct payment *out);
+int		 store_track_async(struct store *, const struct payment *in,
+		    store_done_fn done, void *arg);
+
+/*
+ * "replay" (SPEC §4): marks the dead letter (sink, seq) for another delivery
+ * (replay = 1) and wakes the listeners, so that the sink finds it with
+ * store_reader_replays().  Returns 0, 1 when there is no such dead letter,
+ * or -1 when it could not be committed.
+ */
+int		 store_replay(struct store *, const char *sink, int64_t seq);
+int		 store_replay_async(struct store *, const char *sink, int64_t seq,
+		    store_done_fn done, void *arg);
+
+/*
+ * A replayed dead letter was delivered: deletes it (it leaves the dead
+ * list).  Deleting one that is not there is no error.  Blocks until
+ * committed; returns 0 or -1.
+ */
+int		 store_dead_delivered(struct store *, const char *sink, int64_t seq);
+
+/*
  * Registers an eventfd (or pipe write end) that the writer writes an 8-byte
- * 1 to after each commit that added outcomes.  At most 16.  Returns 0 or -1.
+ * 1 to after each commit that added outcomes or marked a dead letter for
+ * replay.  At most 16.  Returns 0 or -1.
  */
 int		 store_add_listener(struct store *, int fd);
+/* Unregisters fd: once this returns the writer no longer writes to it, and
+ * its owner may close it. */
+void		 store_remove_listener(struct store *, int fd);
 
 /* The highest committed seq. */
 int64_t		 store_last_seq(struct store *);

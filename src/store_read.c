@@ -1,6 +1,7 @@
 /*
  * store_read.c - read connections (see store_read.h).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +11,15 @@
 #include "log.h"
 #include "store_int.h"
 #include "store_read.h"
+#include "util.h"
+
+/* What PAYMENT shows beyond PAYMENT_COLS, in this order, after them. */
+#define META_COLS "updated_at, last_event_id, tracked, rc_attempts, rc_next_at, rc_state"
+#define PAYMENT_SELECT "SELECT " PAYMENT_COLS ", " META_COLS " FROM payments "
 
 enum rstmt {
-	RS_OUTCOMES, RS_CURSOR,
+	RS_OUTCOMES, RS_CURSOR, RS_TRANSITIONS, RS_PAYMENT, RS_FIND, RS_PENDING,
+	RS_DEAD, RS_DEAD_COUNT, RS_REPLAYS,
 	RS_COUNT
 };
 
@@ -20,6 +27,23 @@ static const char *const rstmt_sql[RS_COUNT] = {
 	[RS_OUTCOMES] = "SELECT seq, status, json FROM outcomes WHERE seq > ?1 "
 	    "ORDER BY seq LIMIT ?2",
 	[RS_CURSOR] = "SELECT seq FROM cursors WHERE sink = ?1",
+	[RS_TRANSITIONS] = "SELECT seq, payment_id, status FROM outcomes "
+	    "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	[RS_PAYMENT] = PAYMENT_SELECT "WHERE id = ?1",
+	/* A tracked payment may have no createdAt yet: it counts by when we
+	 * stored it.  Both are RFC 3339 UTC text. */
+	[RS_FIND] = PAYMENT_SELECT "WHERE reference = ?1 "
+	    "ORDER BY coalesce(created_at, updated_at) DESC, id LIMIT ?2",
+	/* updated_at is our own RFC 3339 text with milliseconds: it compares
+	 * as text, and the index payments_status (status, updated_at) serves. */
+	[RS_PENDING] = PAYMENT_SELECT "WHERE status IN ('pending', 'processing') "
+	    "AND updated_at <= ?1 ORDER BY updated_at, id LIMIT ?2",
+	[RS_DEAD] = "SELECT sink, seq, attempts, last_error, at FROM dead_letters "
+	    "ORDER BY sink, seq LIMIT ?1",
+	[RS_DEAD_COUNT] = "SELECT count(*) FROM dead_letters WHERE sink = ?1",
+	[RS_REPLAYS] = "SELECT d.seq, o.json FROM dead_letters d "
+	    "LEFT JOIN outcomes o ON o.seq = d.seq "
+	    "WHERE d.sink = ?1 AND d.replay = 1 ORDER BY d.seq",
 };
 
 struct store_reader {
@@ -105,4 +129,236 @@ store_reader_cursor(struct store_reader *r, const char *sink)
 		log_warnx("database: reading cursor %s: %s", sink, sqlite3_errmsg(r->db));
 	sqlite3_reset(st);
 	return v;
+}
+
+int
+store_reader_transitions(struct store_reader *r, int64_t after, int limit,
+    transition_fn fn, void *arg)
+{
+	sqlite3_stmt *st = r->st[RS_TRANSITIONS];
+	int rc, n = 0;
+
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int(st, 2, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (fn(arg, sqlite3_column_int64(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    (const char *)sqlite3_column_text(st, 2)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: reading outcomes: %s", sqlite3_errmsg(r->db));
+		return -1;
+	}
+	return n;
+}
+
+static bool
+add_text(cJSON *o, const char *k, sqlite3_stmt *st, int col)
+{
+	const char *v = (const char *)sqlite3_column_text(st, col);
+
+	return (v != NULL ? cJSON_AddStringToObject(o, k, v) :
+	    cJSON_AddNullToObject(o, k)) != NULL;
+}
+
+static bool
+add_int(cJSON *o, const char *k, sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return cJSON_AddNullToObject(o, k) != NULL;
+	return cJSON_AddNumberToObject(o, k,
+	    (double)sqlite3_column_int64(st, col)) != NULL;
+}
+
+/*
+ * The PAYMENT object of the current row of a PAYMENT_SELECT statement.
+ * Keys in the order SPEC §4 lists them.  NULL on allocation failure.
+ */
+static cJSON *
+payment_json(sqlite3_stmt *st)
+{
+	const int m = PAYMENT_NCOLS;	/* the first of META_COLS */
+	cJSON *o, *rc;
+	bool ok;
+
+	if ((o = cJSON_CreateObject()) == NULL)
+		return NULL;
+	ok = add_text(o, "paymentId", st, 0) &&
+	    add_text(o, "terminalId", st, 1) &&
+	    add_text(o, "reference", st, 2) &&
+	    add_text(o, "status", st, 3) &&
+	    add_int(o, "amount", st, 4) &&
+	    add_int(o, "amountCaptured", st, 5) &&
+	    add_text(o, "currency", st, 6) &&
+	    add_text(o, "captureMethod", st, 7) &&
+	    add_text(o, "entryMethod", st, 8) &&
+	    add_text(o, "brand", st, 9) &&
+	    add_text(o, "last4", st, 10) &&
+	    add_text(o, "authCode", st, 11) &&
+	    add_text(o, "declineCode", st, 12);
+	if (ok)
+		ok = (sqlite3_column_type(st, 13) == SQLITE_NULL ?
+		    cJSON_AddNullToObject(o, "livemode") :
+		    cJSON_AddBoolToObject(o, "livemode",
+		    sqlite3_column_int(st, 13) != 0)) != NULL;
+	ok = ok && add_text(o, "createdAt", st, 14) &&
+	    add_text(o, "updatedAt", st, m) &&
+	    add_text(o, "lastEventId", st, m + 1) &&
+	    cJSON_AddBoolToObject(o, "tracked", sqlite3_column_int(st, m + 2) != 0) != NULL &&
+	    (rc = cJSON_AddObjectToObject(o, "reconcile")) != NULL &&
+	    add_int(rc, "attempts", st, m + 3) &&
+	    add_text(rc, "nextAt", st, m + 4) &&
+	    add_text(rc, "state", st, m + 5);
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+store_reader_payment(struct store_reader *r, const char *id, cJSON **out)
+{
+	sqlite3_stmt *st = r->st[RS_PAYMENT];
+	int rc, found = -1;
+
+	*out = NULL;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		found = (*out = payment_json(st)) != NULL ? 1 : -1;
+	else if (rc == SQLITE_DONE)
+		found = 0;
+	else
+		log_warnx("database: reading payment: %s", sqlite3_errmsg(r->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return found;
+}
+
+/* Steps a bound PAYMENT_SELECT statement into a new array; resets it. */
+static cJSON *
+payment_list(struct store_reader *r, sqlite3_stmt *st)
+{
+	cJSON *arr, *p;
+	int rc;
+
+	if ((arr = cJSON_CreateArray()) == NULL)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((p = payment_json(st)) == NULL)
+			goto fail;
+		cJSON_AddItemToArray(arr, p);
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: reading payments: %s", sqlite3_errmsg(r->db));
+		goto fail;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return arr;
+fail:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	cJSON_Delete(arr);
+	return NULL;
+}
+
+cJSON *
+store_reader_find(struct store_reader *r, const char *reference)
+{
+	sqlite3_stmt *st = r->st[RS_FIND];
+
+	sqlite3_bind_text(st, 1, reference, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, STORE_READ_MAX);
+	return payment_list(r, st);
+}
+
+cJSON *
+store_reader_pending(struct store_reader *r, int64_t older_than_s)
+{
+	sqlite3_stmt *st = r->st[RS_PENDING];
+	char before[TS_LEN];
+
+	util_rfc3339(util_now_ms() - older_than_s * 1000, before);
+	sqlite3_bind_text(st, 1, before, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, STORE_READ_MAX);
+	return payment_list(r, st);
+}
+
+cJSON *
+store_reader_dead(struct store_reader *r)
+{
+	sqlite3_stmt *st = r->st[RS_DEAD];
+	cJSON *arr, *o;
+	int rc;
+
+	if ((arr = cJSON_CreateArray()) == NULL)
+		return NULL;
+	sqlite3_bind_int(st, 1, STORE_READ_MAX);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((o = cJSON_CreateObject()) == NULL)
+			goto fail;
+		cJSON_AddItemToArray(arr, o);
+		if (!add_text(o, "sink", st, 0) || !add_int(o, "seq", st, 1) ||
+		    !add_int(o, "attempts", st, 2) || !add_text(o, "lastError", st, 3) ||
+		    !add_text(o, "at", st, 4))
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: reading dead letters: %s", sqlite3_errmsg(r->db));
+		goto fail;
+	}
+	sqlite3_reset(st);
+	return arr;
+fail:
+	sqlite3_reset(st);
+	cJSON_Delete(arr);
+	return NULL;
+}
+
+int64_t
+store_reader_dead_count(struct store_reader *r, const char *sink)
+{
+	sqlite3_stmt *st = r->st[RS_DEAD_COUNT];
+	int64_t v = -1;
+
+	sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		log_warnx("database: counting dead letters: %s", sqlite3_errmsg(r->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return v;
+}
+
+int
+store_reader_replays(struct store_reader *r, const char *sink, replay_fn fn, void *arg)
+{
+	sqlite3_stmt *st = r->st[RS_REPLAYS];
+	int rc, n = 0;
+
+	sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (fn(arg, sqlite3_column_int64(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    sqlite3_column_bytes(st, 1)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: reading replays of %s: %s", sink, sqlite3_errmsg(r->db));
+		return -1;
+	}
+	return n;
 }

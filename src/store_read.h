@@ -8,7 +8,13 @@
 #ifndef VINR_STORE_READ_H
 #define VINR_STORE_READ_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* The most rows find, pending and dead return. */
+#define STORE_READ_MAX	10000
 
 struct store_reader;
 
@@ -28,5 +34,55 @@ int	store_reader_outcomes(struct store_reader *, int64_t after, int limit,
 
 /* The sink's saved cursor (0 when it has none), or -1 on error. */
 int64_t	store_reader_cursor(struct store_reader *, const char *sink);
+
+/*
+ * Like store_reader_outcomes() without the JSON: the payment and status of
+ * each outcome with seq > after, in seq order, at most limit.  For matching
+ * outcomes to waiters cheaply.  Returns the number passed to fn, or -1.
+ */
+typedef int (*transition_fn)(void *arg, int64_t seq, const char *payment_id,
+    const char *status);
+int	store_reader_transitions(struct store_reader *, int64_t after, int limit,
+	    transition_fn fn, void *arg);
+
+/*
+ * The PAYMENT object of SPEC §4 (exactly its keys, "reconcile" included) of
+ * payment id.  Returns 1 with *out set (the caller cJSON_Delete()s it), 0
+ * when the payment is unknown, -1 on error.
+ */
+int	store_reader_payment(struct store_reader *, const char *id, cJSON **out);
+
+/*
+ * The payments with this reference, newest createdAt first (a payment
+ * without createdAt counts by updatedAt), as a new JSON array of PAYMENT
+ * objects ([] when none; at most STORE_READ_MAX).  NULL on error.
+ */
+cJSON	*store_reader_find(struct store_reader *, const char *reference);
+
+/*
+ * The payments in pending or processing whose updated_at is at least
+ * older_than_s seconds old, oldest first, as a new JSON array of PAYMENT
+ * objects (at most STORE_READ_MAX).  NULL on error.
+ */
+cJSON	*store_reader_pending(struct store_reader *, int64_t older_than_s);
+
+/*
+ * The dead letters as a new JSON array of {"sink","seq","attempts",
+ * "lastError","at"}, by sink then seq (at most STORE_READ_MAX).  NULL on error.
+ */
+cJSON	*store_reader_dead(struct store_reader *);
+
+/* How many dead letters sink has, or -1. */
+int64_t	store_reader_dead_count(struct store_reader *, const char *sink);
+
+/*
+ * Calls fn for each dead letter of sink marked for replay (store_replay()),
+ * in seq order, with its outcome line (json is valid only during the call;
+ * NULL, with jsonlen 0, if the outcome was pruned).  fn returns 0 to go on,
+ * anything else to stop.  Returns the number passed to fn, or -1.
+ */
+typedef int (*replay_fn)(void *arg, int64_t seq, const char *json, int jsonlen);
+int	store_reader_replays(struct store_reader *, const char *sink, replay_fn fn,
+	    void *arg);
 
 #endif

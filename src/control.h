@@ -1,0 +1,88 @@
+/*
+ * control.h - the control socket for POS apps (SPEC §4).
+ *
+ * DESIGN: one thread runs a poll(2) loop over a Unix SOCK_STREAM socket and
+ * every client connected to it.  Requests and responses are JSON lines.  The
+ * loop never sleeps in the database: reads go through its own read
+ * connection (store_read.h) and are short; writes (track, replay) are queued
+ * to the store's writer with the *_async calls and answered when the writer
+ * reports the commit.  wait and subscribe are woken by the writer's eventfd
+ * after each commit with new outcomes, not by polling.  See control.c.
+ */
+#ifndef VINR_CONTROL_H
+#define VINR_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct control;
+struct http;
+struct sink;
+struct store;
+
+/*
+ * The reconciler's side of "reconcile" and of stats.  Both functions are
+ * called on the control thread.
+ */
+struct control_reconciler {
+	/*
+	 * Starts retrieving payment_id from VINR and applying it; must not
+	 * block.  Returns 0, and then control_reconcile_done(req, ...) must be
+	 * called exactly once, from any thread, before control_stop() returns
+	 * (control_stop() waits for it); or -1 when it cannot take the request
+	 * (answered "internal"; then never).
+	 */
+	int	(*reconcile)(void *arg, const char *payment_id, void *req);
+	/* For stats: state "ok" or "paused", requests and errors so far. */
+	void	(*stats)(void *arg, const char **state, uint64_t *requests,
+		    uint64_t *errors);
+	void	*arg;
+};
+
+struct control_params {
+	const char	*path;		/* [control] socket */
+	mode_t		 mode;		/* [control] mode */
+	struct store	*store;
+	struct http	*http;		/* webhook counters for stats; NULL: zeros */
+	struct sink *const *sinks;	/* the configured sinks, for stats (copied) */
+	int		 nsinks;
+	int64_t		 started_ms;	/* util_mono_ms() at start, for uptime */
+	/* NULL: reconcile answers reconciler_disabled. */
+	const struct control_reconciler *reconciler;
+};
+
+/*
+ * Creates the socket and starts the thread.  The socket's directory must
+ * exist.  A socket file left by a crash is removed; one that a live process
+ * still accepts on is an error, as is a path that is not a socket.  The
+ * params are copied (the reconciler struct is not: it must outlive the
+ * control).  Returns NULL with a message in err on failure.
+ */
+struct control	*control_start(const struct control_params *, char *err, size_t errlen);
+
+/*
+ * Stops the thread, closes every client and removes the socket file.  Waits
+ * for the answers of the writes and reconciles in flight, so the store and
+ * the reconciler must still run.  NULL ok.
+ */
+void		 control_stop(struct control *);
+
+/* For the watchdog and /healthz: the loop turned in the last 15 s (it turns
+ * at least every second).  Any thread. */
+bool		 control_alive(struct control *);
+/* The clients connected now, for /metrics.  Any thread. */
+int		 control_clients(struct control *);
+
+/*
+ * The reconciler's answer to the request req.  error NULL: done, and changed
+ * tells whether the payment changed; the client gets the payment as stored.
+ * Else error is a SPEC §4 code ("not_found", "upstream_error",
+ * "reconciler_disabled", "internal") and message a short text (NULL ok; no
+ * secrets).  Any thread; never blocks for long.  The strings are copied.
+ */
+void		 control_reconcile_done(void *req, const char *error,
+		    const char *message, bool changed);
+
+#endif
