@@ -37,13 +37,15 @@ enum job_kind {
 	JOB_DEAD,
 	JOB_TRACK,
 	JOB_REPLAY,
-	JOB_DEAD_DELIVERED
+	JOB_DEAD_DELIVERED,
+	JOB_RC_SET
 };
 
 struct job {
 	enum job_kind		 kind;
 	struct job		*next;
 	bool			 done;
+	pthread_cond_t		*cv;		/* a blocking submitter sleeps on it */
 	int			 rc;		/* 0 committed, -1 not */
 	store_done_fn		 done_fn;	/* set: asynchronous, on the heap */
 	void			*done_arg;
@@ -64,6 +66,12 @@ struct job {
 			int64_t		 seq;
 			bool		 found;
 		} replay;
+		struct {
+			const char	*payment_id;
+			int		 attempts;
+			const char	*next_at;
+			const char	*state;
+		} rc;
 	} u;
 };
 
@@ -77,6 +85,7 @@ enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
 	ST_EV_EXISTS, ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
+	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_COUNT
 };
 
@@ -122,6 +131,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "created_at = coalesce(created_at, ?15), tracked = 1",
 	[ST_REPLAY] = "UPDATE dead_letters SET replay = 1 WHERE sink = ?1 AND seq = ?2",
 	[ST_DEAD_DELETE] = "DELETE FROM dead_letters WHERE sink = ?1 AND seq = ?2",
+	[ST_RC_SET] = "UPDATE payments SET rc_attempts = ?2, rc_next_at = ?3, "
+	    "rc_state = ?4 WHERE id = ?1",
+	/* Retention, in chunks so that a big backlog never makes one huge
+	 * transaction.  Outcomes go only once every sink is past them. */
+	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events "
+	    "WHERE received_at < ?1 LIMIT ?2)",
+	[ST_PRUNE_OUTCOMES] = "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM outcomes "
+	    "WHERE recorded_at < ?1 AND seq <= coalesce((SELECT min(seq) FROM cursors), "
+	    "(SELECT max(seq) FROM outcomes)) ORDER BY seq LIMIT ?2)",
+};
+
+/* Histogram bounds for /metrics: commit seconds, and jobs per commit. */
+const double store_commit_bounds[STORE_HIST_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5
+};
+const double store_batch_bounds[STORE_HIST_BUCKETS] = {
+	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048
 };
 
 struct store {
@@ -133,7 +159,6 @@ struct store {
 	bool			 started;
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 work_cv;
-	pthread_cond_t		 done_cv;
 	struct job		*head;
 	struct job		**tail;
 	bool			 stopping;
@@ -142,7 +167,15 @@ struct store {
 	int			 listeners[MAX_LISTENERS];
 	int			 nlisteners;
 
+	int			 retain_days;
 	int64_t			 next_seq;	/* writer thread only */
+	int64_t			 cursors_saved_ms; /* writer thread only */
+	int64_t			 next_prune_ms;	/* writer thread only */
+	/* Counters for /metrics: atomics, read by any thread. */
+	_Atomic uint64_t	 outcomes_by_status[PAY_CANCELLED + 1];
+	_Atomic uint64_t	 commit_hist[STORE_HIST_BUCKETS + 1];
+	_Atomic uint64_t	 batch_hist[STORE_HIST_BUCKETS + 1];
+	_Atomic uint64_t	 commit_us_sum, batch_sum, commits;
 	_Atomic int64_t		 last_seq;
 	_Atomic int64_t		 tick_ms;	/* writer's last sign of life */
 	_Atomic bool		 last_ok;	/* last commit succeeded */
@@ -229,7 +262,6 @@ store_open(const char *path, int synchronous, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	util_cond_init(&s->work_cv);
-	util_cond_init(&s->done_cv);
 	s->tail = &s->head;
 	if ((s->db = store_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	    err, errlen)) == NULL)
@@ -242,6 +274,11 @@ store_open(const char *path, int synchronous, char *err, size_t errlen)
 	if (exec_sql(s->db, "PRAGMA journal_mode = WAL", err, errlen) == -1 ||
 	    exec_sql(s->db, pragma, err, errlen) == -1 ||
 	    exec_sql(s->db, "PRAGMA foreign_keys = OFF", err, errlen) == -1 ||
+	    /* Savepoint journals stay in memory, not in temp files. */
+	    exec_sql(s->db, "PRAGMA temp_store = MEMORY", err, errlen) == -1 ||
+	    /* Fewer, larger checkpoints: each one runs inside a commit
+	     * that requests are waiting on. */
+	    exec_sql(s->db, "PRAGMA wal_autocheckpoint = 8192", err, errlen) == -1 ||
 	    migrate(s->db, err, errlen) == -1)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
@@ -565,6 +602,18 @@ dead_mark_run(struct store *s, struct job *j, enum stmt_id id)
 }
 
 static int
+rc_set_run(struct store *s, struct job *j)
+{
+	sqlite3_stmt *st = s->st[ST_RC_SET];
+
+	bind_text(st, 1, j->u.rc.payment_id);
+	sqlite3_bind_int(st, 2, j->u.rc.attempts);
+	bind_text(st, 3, j->u.rc.next_at);
+	bind_text(st, 4, j->u.rc.state);
+	return run(s, ST_RC_SET);
+}
+
+static int
 job_run(struct store *s, struct job *j, const char *now)
 {
 	switch (j->kind) {
@@ -578,6 +627,8 @@ job_run(struct store *s, struct job *j, const char *now)
 		return dead_mark_run(s, j, ST_REPLAY);
 	case JOB_DEAD_DELIVERED:
 		return dead_mark_run(s, j, ST_DEAD_DELETE);
+	case JOB_RC_SET:
+		return rc_set_run(s, j);
 	}
 	return SQLITE_MISUSE;
 }
@@ -611,13 +662,17 @@ job_result(const struct job *j)
 }
 
 /*
- * One transaction for the whole batch.  A job whose statement fails for a
- * reason of its own is rolled back to its savepoint alone; an error that
- * loses the transaction (busy, I/O, disk full) fails the whole batch, and
- * nothing of it stays.
+ * One transaction for the whole batch.  Optimistic first: the jobs run one
+ * after the other with no savepoints (a savepoint per job costs a
+ * sub-journal write per page).  If a job fails for a reason of its own, the
+ * batch is rolled back and run again carefully, each job in its own
+ * savepoint, so that the others still commit.  An error that loses the
+ * transaction (busy, I/O, disk full) fails the whole batch, and nothing of
+ * it stays.  Returns 1 committed, 0 not, -1 run it again carefully.
  */
-static bool
-writer_batch(struct store *s, struct job *batch, struct cursor *cur, int ncur)
+static int
+writer_batch(struct store *s, struct job *batch, struct cursor *cur, int ncur,
+    bool careful)
 {
 	int64_t seq0 = s->next_seq;
 	char now[TS_LEN];
@@ -630,17 +685,22 @@ writer_batch(struct store *s, struct job *batch, struct cursor *cur, int ncur)
 	for (j = batch; j != NULL; j = j->next) {
 		int64_t seq_before = s->next_seq;
 
-		if ((rc = run(s, ST_SAVEPOINT)) != SQLITE_OK)
+		if (careful && (rc = run(s, ST_SAVEPOINT)) != SQLITE_OK)
 			goto abort;
 		rc = job_run(s, j, now);
 		if (rc == SQLITE_OK) {
 			j->rc = 0;
-			if ((rc = run(s, ST_RELEASE)) != SQLITE_OK)
+			if (careful && (rc = run(s, ST_RELEASE)) != SQLITE_OK)
 				goto abort;
 			continue;
 		}
 		if (fatal_rc(rc))
 			goto abort;
+		if (!careful) {
+			run(s, ST_ROLLBACK);
+			s->next_seq = seq0;
+			return -1;
+		}
 		s->next_seq = seq_before;
 		job_fail(j);
 		if (run(s, ST_ROLLBACK_TO) != SQLITE_OK || run(s, ST_RELEASE) != SQLITE_OK)
@@ -656,7 +716,7 @@ writer_batch(struct store *s, struct job *batch, struct cursor *cur, int ncur)
 	}
 	if ((rc = run(s, ST_COMMIT)) != SQLITE_OK)
 		goto abort;
-	return true;
+	return 1;
 abort:
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
@@ -665,7 +725,7 @@ abort:
 		job_fail(j);
 	log_warnx("database: transaction not committed (%s): %d job(s) refused",
 	    sqlite3_errstr(rc), n);
-	return false;
+	return 0;
 }
 
 static void
@@ -678,6 +738,93 @@ notify_listeners(struct store *s)
 			log_warn("waking a listener");
 }
 
+static void
+hist_add(_Atomic uint64_t *hist, const double *bounds, double v)
+{
+	int i = 0;
+
+	while (i < STORE_HIST_BUCKETS && v > bounds[i])
+		i++;
+	atomic_fetch_add(&hist[i], 1);
+}
+
+/* After a commit: what /metrics counts. */
+static void
+count_batch(struct store *s, struct job *batch, int n, int64_t us)
+{
+	for (struct job *j = batch; j != NULL; j = j->next)
+		if (j->kind == JOB_INGEST && j->rc == 0 && j->u.ingest->seq > 0)
+			atomic_fetch_add(&s->outcomes_by_status[j->u.ingest->ev->pay.status], 1);
+	hist_add(s->commit_hist, store_commit_bounds, (double)us / 1e6);
+	hist_add(s->batch_hist, store_batch_bounds, n);
+	atomic_fetch_add(&s->commit_us_sum, (uint64_t)us);
+	atomic_fetch_add(&s->batch_sum, (uint64_t)n);
+	atomic_fetch_add(&s->commits, 1);
+}
+
+/*
+ * While the last commit failed, see on each idle tick whether the database
+ * takes a write lock again, so that /healthz recovers without traffic.
+ */
+static void
+writer_probe(struct store *s)
+{
+	if (run(s, ST_BEGIN) == SQLITE_OK && run(s, ST_ROLLBACK) == SQLITE_OK) {
+		atomic_store(&s->last_ok, true);
+		log_info("database: writable again");
+	} else if (!sqlite3_get_autocommit(s->db))
+		run(s, ST_ROLLBACK);
+}
+
+/*
+ * Retention ([storage] retain_days): one chunk per idle tick, then again in
+ * an hour.  Outcomes a sink has not delivered yet are kept.
+ */
+#define PRUNE_CHUNK	5000
+static void
+writer_prune(struct store *s)
+{
+	char cutoff[TS_LEN];
+	int changed = 0;
+
+	util_rfc3339(util_now_ms() - (int64_t)s->retain_days * 86400000, cutoff);
+	if (run(s, ST_BEGIN) != SQLITE_OK)
+		return;
+	for (enum stmt_id id = ST_PRUNE_EVENTS; id <= ST_PRUNE_OUTCOMES; id++) {
+		bind_text(s->st[id], 1, cutoff);
+		sqlite3_bind_int(s->st[id], 2, PRUNE_CHUNK);
+		if (run(s, id) != SQLITE_OK) {
+			run(s, ST_ROLLBACK);
+			return;
+		}
+		changed += sqlite3_changes(s->db);
+	}
+	if (run(s, ST_COMMIT) != SQLITE_OK) {
+		if (!sqlite3_get_autocommit(s->db))
+			run(s, ST_ROLLBACK);
+		return;
+	}
+	if (changed > 0)
+		log_info("database: pruned %d row(s) older than %d days", changed,
+		    s->retain_days);
+	s->next_prune_ms = util_mono_ms() + (changed > 0 ? 0 : 3600000);
+}
+
+/*
+ * Dirty cursors ride along with the next batch; alone they are saved at
+ * most once a second (and at stop), so that a sink moving its cursor after
+ * each delivery does not cost an fsync of its own each time.
+ */
+static bool
+cursors_due(struct store *s)
+{
+	bool dirty = false;
+
+	for (int i = 0; i < s->ncursors; i++)
+		dirty |= s->cursors[i].dirty;
+	return dirty && (s->stopping || util_mono_ms() - s->cursors_saved_ms >= 1000);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -685,24 +832,31 @@ writer_main(void *arg)
 	struct cursor cur[MAX_CURSORS];
 	struct job *batch, *j, *next, *async;
 	struct timespec ts;
-	int ncur, n = 0;
-	bool ok, had_work, replayed;
+	int64_t t0;
+	int ncur, n = 0, ok;
+	bool replayed;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		had_work = s->head != NULL;
-		for (int i = 0; i < s->ncursors; i++)
-			had_work |= s->cursors[i].dirty;
-		if (!had_work) {
+		if (s->head == NULL && !cursors_due(s)) {
 			if (s->stopping)
 				break;
-			util_deadline(&ts, 1000);
+			util_deadline(&ts, 1000 - (util_mono_ms() - s->cursors_saved_ms) % 1000);
 			pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
 			atomic_store(&s->tick_ms, util_mono_ms());
+			if (s->head != NULL || s->stopping)
+				continue;
+			pthread_mutex_unlock(&s->mu);
+			if (!atomic_load(&s->last_ok))
+				writer_probe(s);
+			else if (s->retain_days > 0 && util_mono_ms() >= s->next_prune_ms)
+				writer_prune(s);
+			pthread_mutex_lock(&s->mu);
 			continue;
 		}
 		/* Take the whole queue (up to MAX_BATCH) and the dirty cursors. */
 		batch = s->head;
+		n = 0;
 		if (batch != NULL) {
 			for (n = 1, j = batch; j->next != NULL && n < MAX_BATCH; n++)
 				j = j->next;
@@ -719,11 +873,17 @@ writer_main(void *arg)
 			}
 		pthread_mutex_unlock(&s->mu);
 
-		ok = writer_batch(s, batch, cur, ncur);
+		t0 = util_mono_ms();
+		if ((ok = writer_batch(s, batch, cur, ncur, false)) == -1)
+			ok = writer_batch(s, batch, cur, ncur, true);
+		if (ok)
+			count_batch(s, batch, n, (util_mono_ms() - t0) * 1000);
 
 		pthread_mutex_lock(&s->mu);
 		atomic_store(&s->tick_ms, util_mono_ms());
-		atomic_store(&s->last_ok, ok);
+		atomic_store(&s->last_ok, ok == 1);
+		if (ok && ncur > 0)
+			s->cursors_saved_ms = util_mono_ms();
 		if (!ok) {
 			/* Cursors not saved stay dirty, unless a newer value came. */
 			for (int c = 0; c < ncur; c++)
@@ -733,9 +893,10 @@ writer_main(void *arg)
 						s->cursors[i].dirty = true;
 		}
 		/*
-		 * A blocking job's submitter may return (and its job vanish from
-		 * its stack) as soon as done is set and mu released: read next
-		 * first.  Asynchronous jobs are answered below, without mu.
+		 * Wake each blocking submitter on its own condition variable,
+		 * while mu is held: it cannot return (and its job vanish from
+		 * its stack) before we let go of mu, so read next first.
+		 * Asynchronous jobs are answered below, without mu.
 		 */
 		async = NULL;
 		replayed = false;
@@ -745,10 +906,11 @@ writer_main(void *arg)
 			if (j->done_fn != NULL) {
 				j->next = async;
 				async = j;
-			} else
+			} else {
 				j->done = true;
+				pthread_cond_signal(j->cv);
+			}
 		}
-		pthread_cond_broadcast(&s->done_cv);
 		if (ok && s->next_seq - 1 != atomic_load(&s->last_seq)) {
 			atomic_store(&s->last_seq, s->next_seq - 1);
 			notify_listeners(s);
@@ -788,6 +950,8 @@ store_start(struct store *s)
 static void
 submit(struct store *s, struct job *j)
 {
+	pthread_cond_t cv;
+
 	j->next = NULL;
 	j->done = false;
 	pthread_mutex_lock(&s->mu);
@@ -796,12 +960,15 @@ submit(struct store *s, struct job *j)
 		job_fail(j);
 		return;
 	}
+	pthread_cond_init(&cv, NULL);
+	j->cv = &cv;
 	*s->tail = j;
 	s->tail = &j->next;
 	pthread_cond_signal(&s->work_cv);
 	while (!j->done)
-		pthread_cond_wait(&s->done_cv, &s->mu);
+		pthread_cond_wait(&cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&cv);
 }
 
 /*
@@ -941,10 +1108,45 @@ store_cursor_set(struct store *s, const char *sink, int64_t seq)
 	}
 	if (i < s->ncursors && seq > s->cursors[i].seq) {
 		s->cursors[i].seq = seq;
+		/* No wake-up: the writer saves it with its next batch, or
+		 * within a second (see cursors_due). */
 		s->cursors[i].dirty = true;
-		pthread_cond_signal(&s->work_cv);
 	}
 	pthread_mutex_unlock(&s->mu);
+}
+
+int
+store_rc_set(struct store *s, const char *payment_id, int attempts, const char *next_at,
+    const char *state)
+{
+	struct job j = { .kind = JOB_RC_SET };
+
+	j.u.rc.payment_id = payment_id;
+	j.u.rc.attempts = attempts;
+	j.u.rc.next_at = next_at;
+	j.u.rc.state = state;
+	submit(s, &j);
+	return j.rc;
+}
+
+void
+store_set_retention(struct store *s, int days)
+{
+	s->retain_days = days;
+}
+
+void
+store_metrics_get(struct store *s, struct store_metrics *m)
+{
+	for (int i = 0; i <= PAY_CANCELLED; i++)
+		m->outcomes_by_status[i] = atomic_load(&s->outcomes_by_status[i]);
+	for (int i = 0; i <= STORE_HIST_BUCKETS; i++) {
+		m->commit_hist[i] = atomic_load(&s->commit_hist[i]);
+		m->batch_hist[i] = atomic_load(&s->batch_hist[i]);
+	}
+	m->commit_seconds_sum = (double)atomic_load(&s->commit_us_sum) / 1e6;
+	m->batch_sum = atomic_load(&s->batch_sum);
+	m->commits = atomic_load(&s->commits);
 }
 
 int
@@ -1025,7 +1227,6 @@ store_free(struct store *s)
 		sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->work_cv);
-	pthread_cond_destroy(&s->done_cv);
 	free(s->path);
 	free(s);
 }

@@ -124,6 +124,32 @@ int		 store_add_listener(struct store *, int fd);
  * its owner may close it. */
 void		 store_remove_listener(struct store *, int fd);
 
+/*
+ * Records the reconciler's view of a payment (SPEC §4 "reconcile"): attempts
+ * so far, the next try (RFC 3339, NULL for none) and the state (idle,
+ * scheduled, gave_up, not_found, paused).  Blocks until committed; 0 or -1.
+ */
+int		 store_rc_set(struct store *, const char *payment_id, int attempts,
+		    const char *next_at, const char *state);
+
+/* [storage] retain_days (0 = keep everything).  Before store_start(). */
+void		 store_set_retention(struct store *, int days);
+
+/* What /metrics shows of the writer.  Histogram counts are per bucket (not
+ * cumulative); the last bucket is +Inf. */
+#define STORE_HIST_BUCKETS 12
+extern const double store_commit_bounds[STORE_HIST_BUCKETS];
+extern const double store_batch_bounds[STORE_HIST_BUCKETS];
+struct store_metrics {
+	uint64_t	outcomes_by_status[PAY_CANCELLED + 1];
+	uint64_t	commit_hist[STORE_HIST_BUCKETS + 1];
+	uint64_t	batch_hist[STORE_HIST_BUCKETS + 1];
+	double		commit_seconds_sum;
+	uint64_t	batch_sum;
+	uint64_t	commits;
+};
+void		 store_metrics_get(struct store *, struct store_metrics *);
+
 /* The highest committed seq. */
 int64_t		 store_last_seq(struct store *);
 /*
