@@ -18,10 +18,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "control.h"
+#include "reconcile.h"
+#include "vinr_api.h"
 #include "http.h"
 #include "log.h"
 #include "signature.h"
@@ -44,6 +47,7 @@ struct daemon {
 	struct sink	*sinks[3];	/* eventlog, hook, socket: those configured */
 	int		 nsinks;
 	struct control	*control;	/* NULL when [control] socket is unset */
+	struct reconciler *reconciler;	/* NULL when no API key is configured */
 	int64_t		 started_ms;
 };
 
@@ -107,19 +111,43 @@ free_keys(struct sig_key *k, int n)
 	free(k);
 }
 
-/* The API key is only checked here; the reconciler reads it itself. */
+/*
+ * Loads the API key (the first one of its source) into *key, NULL when none
+ * is configured, and checks api_base when there is one.  The caller wipes
+ * and frees *key.  Returns 0 or -1 with a message in err.
+ */
 static int
-check_api_key(const struct config *cfg, bool *have, char *err, size_t errlen)
+load_api_key(const struct config *cfg, char **key, char *err, size_t errlen)
 {
 	struct secrets sec = { 0 };
+	struct vinr_api *api;
 	const char *src;
 
+	*key = NULL;
 	if (secrets_load(&sec, cfg->api_key_file, "api-key", "VINR_API_KEY", &src,
 	    err, errlen) == -1)
 		return -1;
-	*have = sec.n > 0;
+	if (sec.n > 0) {
+		if ((api = vinr_api_new(cfg->api_base, err, errlen)) == NULL) {
+			secrets_release(&sec);
+			return -1;
+		}
+		vinr_api_free(api);
+		*key = sec.v[0];
+		sec.v[0] = NULL;
+		log_debug("API key from %s", src);
+	}
 	secrets_release(&sec);
 	return 0;
+}
+
+static void
+free_api_key(char *key)
+{
+	if (key != NULL) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
 }
 
 /* A file's directory must exist: we create files, never directories. */
@@ -157,7 +185,8 @@ threads_alive(struct daemon *d)
 	for (int i = 0; i < d->nsinks; i++)
 		if (!sink_alive(d->sinks[i]))
 			return false;
-	return true;
+	return (d->control == NULL || control_alive(d->control)) &&
+	    reconcile_alive(d->reconciler);
 }
 
 /* reasons may be NULL: the watchdog only wants the verdict. */
@@ -175,7 +204,21 @@ health(void *arg, cJSON *warnings, cJSON *reasons)
 	const char *why;
 	bool ok = true;
 
-	(void)warnings;
+	if (d->reconciler != NULL) {
+		struct reconcile_stats rs;
+
+		reconcile_stats_get(d->reconciler, &rs);
+		if (rs.state == RC_PAUSED)
+			add_reason(warnings, "reconciler_paused");
+		if (!reconcile_alive(d->reconciler)) {
+			add_reason(reasons, "reconciler_stalled");
+			ok = false;
+		}
+	}
+	if (d->control != NULL && !control_alive(d->control)) {
+		add_reason(reasons, "control_stalled");
+		ok = false;
+	}
 	if (!store_healthy(d->store, &why)) {
 		add_reason(reasons, why);
 		ok = false;
@@ -191,11 +234,33 @@ health(void *arg, cJSON *warnings, cJSON *reasons)
 	return ok;
 }
 
+/* A Prometheus histogram from per-bucket counts (the last is +Inf). */
+static void
+histogram(FILE *f, const char *name, const char *help, const double *bounds,
+    const uint64_t *counts, double sum, const char *sumfmt)
+{
+	uint64_t cum = 0;
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
+		cum += counts[i];
+		fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+		    (unsigned long long)cum);
+	}
+	cum += counts[STORE_HIST_BUCKETS];
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum ", name, (unsigned long long)cum,
+	    name);
+	fprintf(f, sumfmt, sum);
+	fprintf(f, "\n%s_count %llu\n", name, (unsigned long long)cum);
+}
+
 static char *
 metrics(void *arg)
 {
 	struct daemon *d = arg;
 	struct http_stats st;
+	struct store_metrics sm;
+	struct reconcile_stats rs;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
@@ -222,11 +287,66 @@ metrics(void *arg)
 	for (int i = 0; i < d->nsinks; i++)
 		fprintf(f, "vinr_sink_lag{sink=\"%s\"} %lld\n", sink_name(d->sinks[i]),
 		    (long long)(store_last_seq(d->store) - sink_cursor(d->sinks[i])));
+	fprintf(f, "# HELP vinr_sink_dead_letters Dead letters waiting, per sink.\n"
+	    "# TYPE vinr_sink_dead_letters gauge\n");
+	for (int i = 0; i < d->nsinks; i++)
+		fprintf(f, "vinr_sink_dead_letters{sink=\"%s\"} %lld\n",
+		    sink_name(d->sinks[i]), (long long)sink_dead_letters(d->sinks[i]));
+	store_metrics_get(d->store, &sm);
+	fprintf(f, "# HELP vinr_outcomes_total Payment transitions recorded, by new status.\n"
+	    "# TYPE vinr_outcomes_total counter\n");
+	for (int i = PAY_PENDING; i <= PAY_CANCELLED; i++)
+		fprintf(f, "vinr_outcomes_total{status=\"%s\"} %llu\n", pay_status_name(i),
+		    (unsigned long long)sm.outcomes_by_status[i]);
+	histogram(f, "vinr_commit_seconds", "Time to run and commit one transaction.",
+	    store_commit_bounds, sm.commit_hist, sm.commit_seconds_sum, "%g");
+	histogram(f, "vinr_commit_batch_size", "Jobs (mostly webhooks) per transaction.",
+	    store_batch_bounds, sm.batch_hist, (double)sm.batch_sum, "%.0f");
+	reconcile_stats_get(d->reconciler, &rs);
+	fprintf(f, "# HELP vinr_reconciler_requests_total Retrieve calls to VINR, by "
+	    "answer (none = no answer).\n# TYPE vinr_reconciler_requests_total counter\n");
+	for (int i = 0; i < 8; i++)
+		fprintf(f, "vinr_reconciler_requests_total{status=\"%s\"} %llu\n",
+		    reconcile_status_labels[i], (unsigned long long)rs.by_status[i]);
+	fprintf(f, "# HELP vinr_control_clients Clients connected to the control socket.\n"
+	    "# TYPE vinr_control_clients gauge\nvinr_control_clients %d\n",
+	    d->control != NULL ? control_clients(d->control) : 0);
 	fprintf(f, "# HELP vinr_uptime_seconds Seconds since start.\n"
 	    "# TYPE vinr_uptime_seconds gauge\nvinr_uptime_seconds %lld\n",
 	    (long long)((util_mono_ms() - d->started_ms) / 1000));
 	fclose(f);
 	return buf;
+}
+
+/* The control socket's "reconcile" and stats, answered by the reconciler. */
+static void
+rc_answered(void *req, enum rc_answer a, bool changed, const char *msg)
+{
+	static const char *const code[] = {
+		[RC_ANSWER_OK] = NULL,
+		[RC_ANSWER_NOT_FOUND] = "not_found",
+		[RC_ANSWER_UPSTREAM] = "upstream_error",
+		[RC_ANSWER_STOPPING] = "internal",
+	};
+
+	control_reconcile_done(req, code[a], msg, changed);
+}
+
+static int
+rc_request(void *arg, const char *payment_id, void *req)
+{
+	return reconcile_request(arg, payment_id, rc_answered, req);
+}
+
+static void
+rc_stats(void *arg, const char **state, uint64_t *requests, uint64_t *errors)
+{
+	struct reconcile_stats rs;
+
+	reconcile_stats_get(arg, &rs);
+	*state = reconcile_state_name(rs.state);
+	*requests = rs.requests;
+	*errors = rs.errors;
 }
 
 static int
@@ -271,6 +391,7 @@ reload(struct daemon *d)
 	}
 	for (int i = 0; i < d->nsinks; i++)
 		sink_reopen(d->sinks[i]);
+	reconcile_reload(d->reconciler);
 }
 
 int
@@ -284,9 +405,11 @@ main(int argc, char *argv[])
 	};
 	struct daemon d = { 0 };
 	struct http_hooks hooks = { health, metrics, &d };
+	static struct control_reconciler rc_glue = { rc_request, rc_stats, NULL };
 	const char *file = CONFIG_DEFAULT_PATH;
 	struct sig_key *keys = NULL;
-	bool check = false, debug = false, have_api_key = false;
+	bool check = false, debug = false;
+	char *api_key = NULL;
 	char err[1024];
 	sigset_t sigs;
 	siginfo_t si;
@@ -327,15 +450,16 @@ main(int argc, char *argv[])
 	if (config_load(&d.cfg, file, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration: %s", err);
 	if ((nkeys = load_keys(&d.cfg, &keys, err, sizeof(err))) == -1 ||
-	    check_api_key(&d.cfg, &have_api_key, err, sizeof(err)) == -1 ||
+	    load_api_key(&d.cfg, &api_key, err, sizeof(err)) == -1 ||
 	    check_parent("database", d.cfg.database, err, sizeof(err)) == -1 ||
 	    check_parent("event log", d.cfg.event_log, err, sizeof(err)) == -1 ||
 	    check_parent("control socket", d.cfg.control_socket, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration %s: %s", file, err);
 	if (check) {
 		printf("%s: configuration ok (%d webhook secret(s), reconciler %s)\n",
-		    file, nkeys, have_api_key ? "enabled" : "disabled: no API key");
+		    file, nkeys, api_key != NULL ? "enabled" : "disabled: no API key");
 		free_keys(keys, nkeys);
+		free_api_key(api_key);
 		config_release(&d.cfg);
 		return 0;
 	}
@@ -348,11 +472,14 @@ main(int argc, char *argv[])
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Before any thread: libcurl's global setup is not thread-safe. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	d.started_ms = util_mono_ms();
 	if (sd_listen_fds(1) == 1)
 		listen_fd = SD_LISTEN_FDS_START;
 	if ((d.store = store_open(d.cfg.database, d.cfg.synchronous, err, sizeof(err))) == NULL)
 		fatalx(EXIT_RUNTIME, "database: %s", err);
+	store_set_retention(d.store, d.cfg.retain_days);
 	if (store_start(d.store) == -1)
 		fatalx(EXIT_RUNTIME, "cannot start the writer");
 	if (start_sinks(&d, err, sizeof(err)) == -1)
@@ -361,16 +488,23 @@ main(int argc, char *argv[])
 	    err, sizeof(err))) == NULL)
 		fatalx(EXIT_RUNTIME, "%s", err);
 	free_keys(keys, nkeys);
+	if (api_key != NULL) {
+		d.reconciler = reconcile_start(&d.cfg, d.store, api_key, err, sizeof(err));
+		free_api_key(api_key);
+		if (d.reconciler == NULL)
+			fatalx(EXIT_RUNTIME, "reconciler: %s", err);
+	} else
+		log_info("reconciler disabled: no API key configured");
+	rc_glue.arg = d.reconciler;
 	if (d.cfg.control_socket != NULL) {
 		struct control_params cp = { .path = d.cfg.control_socket,
 		    .mode = d.cfg.control_mode, .store = d.store, .http = d.http,
-		    .sinks = d.sinks, .nsinks = d.nsinks, .started_ms = d.started_ms };
+		    .sinks = d.sinks, .nsinks = d.nsinks, .started_ms = d.started_ms,
+		    .reconciler = d.reconciler != NULL ? &rc_glue : NULL };
 
 		if ((d.control = control_start(&cp, err, sizeof(err))) == NULL)
 			fatalx(EXIT_RUNTIME, "%s", err);
 	}
-	if (!have_api_key)
-		log_info("reconciler disabled: no API key configured");
 	log_info("vinr-webhookd %s listening on %s%s, database %s", VINR_VERSION,
 	    listen_fd >= 0 ? "a socket from systemd" : d.cfg.listen,
 	    listen_fd >= 0 ? "" : d.cfg.http_path, d.cfg.database);
@@ -405,6 +539,7 @@ main(int argc, char *argv[])
 	sd_notify(0, "STOPPING=1");
 	http_stop(d.http, 10000);
 	control_stop(d.control);
+	reconcile_stop(d.reconciler);
 	for (int i = 0; i < d.nsinks; i++)
 		sink_stop(d.sinks[i]);
 	store_free(d.store);

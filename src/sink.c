@@ -42,6 +42,7 @@ struct sink {
 	atomic_bool		 reopen;
 	_Atomic int64_t		 tick_ms;
 	_Atomic int64_t		 cursor;
+	_Atomic int64_t		 dead;		/* dead letters of this sink */
 
 	struct line		 lines[BATCH];
 	int			 nlines;
@@ -83,6 +84,12 @@ sink_cursor(struct sink *s)
 	return atomic_load(&s->cursor);
 }
 
+int64_t
+sink_dead_letters(struct sink *s)
+{
+	return atomic_load(&s->dead);
+}
+
 /* Sleeps until woken by the writer or main, or ms pass. */
 static void
 sink_wait(struct sink *s, int64_t ms)
@@ -108,6 +115,30 @@ collect(void *arg, int64_t seq, const char *status, const char *json, int jsonle
 	l->buf = NULL;
 	l->len = 0;
 	if (!l->skip) {
+		if ((l->buf = malloc((size_t)jsonlen + 1)) == NULL)
+			return -1;
+		memcpy(l->buf, json, (size_t)jsonlen);
+		l->buf[jsonlen] = '\n';
+		l->len = (size_t)jsonlen + 1;
+	}
+	s->nlines++;
+	return 0;
+}
+
+/* A dead letter re-queued by "replay": json is NULL if it was pruned. */
+static int
+collect_replay(void *arg, int64_t seq, const char *json, int jsonlen)
+{
+	struct sink *s = arg;
+	struct line *l = &s->lines[s->nlines];
+
+	if (s->nlines == BATCH)
+		return 1;
+	l->seq = seq;
+	l->skip = json == NULL;
+	l->buf = NULL;
+	l->len = 0;
+	if (json != NULL) {
 		if ((l->buf = malloc((size_t)jsonlen + 1)) == NULL)
 			return -1;
 		memcpy(l->buf, json, (size_t)jsonlen);
@@ -148,6 +179,44 @@ advance(struct sink *s, int64_t delivered)
 	store_cursor_set(s->store, s->ops->name, delivered);
 }
 
+/*
+ * Delivers the dead letters that "replay" re-queued, each once more; one
+ * that goes out leaves the dead list.  They are old seqs, out of order by
+ * nature: the consumer dedupes by seq anyway.  Returns false when the
+ * destination failed (try later).
+ */
+static bool
+replay_dead(struct sink *s, char *err, size_t errlen)
+{
+	bool ok = true;
+
+	if (store_reader_replays(s->reader, s->ops->name, collect_replay, s) <= 0) {
+		drop_lines(s);
+		return true;
+	}
+	for (int i = 0; i < s->nlines && !sink_stopping(s); i++) {
+		struct line *l = &s->lines[i];
+
+		if (l->skip)
+			log_warnx("%s: seq %lld cannot be replayed: its outcome was pruned",
+			    s->ops->name, (long long)l->seq);
+		else if (s->ops->deliver(s, l->seq, l->buf, l->len, err, errlen) != SINK_OK ||
+		    (s->ops->flush != NULL && s->ops->flush(s) == -1)) {
+			log_warnx("%s: replay of seq %lld failed: %s", s->ops->name,
+			    (long long)l->seq, err);
+			ok = false;
+			break;
+		}
+		if (store_dead_delivered(s->store, s->ops->name, l->seq) == 0) {
+			atomic_fetch_sub(&s->dead, 1);
+			if (!l->skip)
+				log_info("%s: seq %lld replayed", s->ops->name, (long long)l->seq);
+		}
+	}
+	drop_lines(s);
+	return ok;
+}
+
 static void *
 sink_main(void *arg)
 {
@@ -161,6 +230,11 @@ sink_main(void *arg)
 			s->ops->reopen(s);
 		if (util_mono_ms() < retry_at) {
 			sink_wait(s, retry_at - util_mono_ms());
+			continue;
+		}
+		if (!replay_dead(s, err, sizeof(err))) {
+			downs++;
+			retry_at = util_mono_ms() + backoff_ms(downs, s->p.down_cap_ms);
 			continue;
 		}
 		n = store_reader_outcomes(s->reader, atomic_load(&s->cursor), BATCH,
@@ -210,6 +284,7 @@ sink_main(void *arg)
 			}
 			log_warnx("%s: seq %lld dead-lettered after %d attempts: %s",
 			    s->ops->name, (long long)l->seq, attempts, err);
+			atomic_fetch_add(&s->dead, 1);
 			atomic_store(&s->cursor, l->seq);
 			delivered = l->seq;
 			attempts = 0;
@@ -243,6 +318,7 @@ sink_start(struct store *store, const struct sink_ops *ops, void *impl,
 		goto fail;
 	}
 	atomic_store(&s->cursor, cur);
+	atomic_store(&s->dead, store_reader_dead_count(s->reader, ops->name));
 	sink_tick(s);
 	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));

@@ -68,5 +68,6 @@ void		 sink_tick(struct sink *);
 const char	*sink_name(struct sink *);
 bool		 sink_alive(struct sink *);
 int64_t		 sink_cursor(struct sink *);
+int64_t		 sink_dead_letters(struct sink *);
 
 #endif

@@ -84,6 +84,22 @@ sock_poll(struct sink *s, struct sock *k, short ev)
 	return n;
 }
 
+/*
+ * Without acks: read and throw away whatever the consumer writes (acks sent
+ * anyway, say), so that it never blocks on a full socket; and notice a
+ * consumer that hung up before we write to it.
+ */
+static bool
+sock_hung_up(struct sock *k)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = recv(k->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		;
+	return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 static int
 sock_write(struct sink *s, struct sock *k, const char *line, size_t len,
     char *err, size_t errlen)
@@ -104,6 +120,10 @@ sock_write(struct sink *s, struct sock *k, const char *line, size_t len,
 		}
 		if (sink_stopping(s) || util_mono_ms() > until) {
 			snprintf(err, errlen, "consumer not reading");
+			return -1;
+		}
+		if (!k->ack && sock_hung_up(k)) {
+			snprintf(err, errlen, "closed by the consumer");
 			return -1;
 		}
 		if (sock_poll(s, k, POLLOUT) == -1) {
@@ -170,16 +190,6 @@ sock_wait_ack(struct sink *s, struct sock *k, int64_t seq, char *err, size_t err
 			return -1;
 		}
 	}
-}
-
-/* Without acks, notice a consumer that hung up before we write to it. */
-static bool
-sock_hung_up(struct sock *k)
-{
-	char c;
-	ssize_t n = recv(k->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	return n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 static enum sink_rc

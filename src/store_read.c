@@ -19,7 +19,7 @@
 
 enum rstmt {
 	RS_OUTCOMES, RS_CURSOR, RS_TRANSITIONS, RS_PAYMENT, RS_FIND, RS_PENDING,
-	RS_DEAD, RS_DEAD_COUNT, RS_REPLAYS,
+	RS_DEAD, RS_DEAD_COUNT, RS_REPLAYS, RS_RC_DUE,
 	RS_COUNT
 };
 
@@ -41,6 +41,12 @@ static const char *const rstmt_sql[RS_COUNT] = {
 	[RS_DEAD] = "SELECT sink, seq, attempts, last_error, at FROM dead_letters "
 	    "ORDER BY sink, seq LIMIT ?1",
 	[RS_DEAD_COUNT] = "SELECT count(*) FROM dead_letters WHERE sink = ?1",
+	/* SPEC §5 candidates: stale, not given up, past their backoff. */
+	[RS_RC_DUE] = "SELECT id, rc_attempts, updated_at FROM payments "
+	    "WHERE status IN ('pending', 'processing') "
+	    "AND rc_state IN ('idle', 'scheduled', 'paused') AND updated_at <= ?2 "
+	    "AND (rc_next_at IS NULL OR rc_next_at <= ?1) "
+	    "ORDER BY coalesce(rc_next_at, updated_at) LIMIT ?3",
 	[RS_REPLAYS] = "SELECT d.seq, o.json FROM dead_letters d "
 	    "LEFT JOIN outcomes o ON o.seq = d.seq "
 	    "WHERE d.sink = ?1 AND d.replay = 1 ORDER BY d.seq",
@@ -358,6 +364,33 @@ store_reader_replays(struct store_reader *r, const char *sink, replay_fn fn, voi
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
 		log_warnx("database: reading replays of %s: %s", sink, sqlite3_errmsg(r->db));
+		return -1;
+	}
+	return n;
+}
+
+int
+store_reader_rc_due(struct store_reader *r, const char *now, const char *stale_before,
+    int limit, rc_due_fn fn, void *arg)
+{
+	sqlite3_stmt *st = r->st[RS_RC_DUE];
+	int rc, n = 0;
+
+	sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, stale_before, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fn(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+		    (const char *)sqlite3_column_text(st, 2)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+		n++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		log_warnx("database: reading due payments: %s", sqlite3_errmsg(r->db));
 		return -1;
 	}
 	return n;

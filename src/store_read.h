@@ -85,4 +85,15 @@ typedef int (*replay_fn)(void *arg, int64_t seq, const char *json, int jsonlen);
 int	store_reader_replays(struct store_reader *, const char *sink, replay_fn fn,
 	    void *arg);
 
+/*
+ * The payments the reconciler should ask about now (SPEC §5): pending or
+ * processing, unchanged since stale_before, not given up or not found, and
+ * past their next try (now).  Oldest first, at most limit.  fn returns 0 to
+ * go on.  Returns how many were passed to fn, or -1.
+ */
+typedef int (*rc_due_fn)(void *arg, const char *payment_id, int attempts,
+    const char *updated_at);
+int	store_reader_rc_due(struct store_reader *, const char *now,
+	    const char *stale_before, int limit, rc_due_fn fn, void *arg);
+
 #endif

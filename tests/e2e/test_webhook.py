@@ -792,10 +792,6 @@ def test_503_storage_unavailable_leaves_no_trace(d):
     assert [ln["seq"] for ln in lines] == list(range(1, len(outs) + 1))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: store_healthy() reports the last commit's "
-                   "result (last_ok), which is only reset by the next successful commit; "
-                   "after a transient lock /healthz stays 503 storage_unavailable while the "
-                   "database is writable again, until some webhook happens to arrive")
 def test_healthz_recovers_after_transient_storage_error(d):
     ev = make_event("completed")
     # A quiet daemon: the event log's cursor is saved, nothing is queued.
