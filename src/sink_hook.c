@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +99,27 @@ hook_env_free(char **env)
 	free(env);
 }
 
+/*
+ * In the child, before execve: every signal back to its default.  execve
+ * keeps ignored signals ignored (we ignore SIGPIPE; a sanitizer runtime may
+ * ignore others), and glibc's sigaction() refuses its reserved signals, so
+ * this talks to the kernel directly.  Async-signal-safe.
+ */
+static void
+reset_signals(void)
+{
+	struct {
+		void		(*handler)(int);
+		unsigned long	 flags;
+		void		(*restorer)(void);
+		unsigned long	 mask;
+	} dfl = { SIG_DFL, 0, NULL, 0 };
+
+	for (long sig = 1; sig < 65; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+}
+
 /* Keeps a printable, one-line copy of the start of the hook's output. */
 static void
 keep_output(char *keep, size_t *kept, const char *buf, size_t n)
@@ -141,7 +163,7 @@ hook_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
 		/* The daemon blocks its signals in every thread; undo that. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
+		reset_signals();
 		setpgid(0, 0);
 		if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1)
 			_exit(127);
