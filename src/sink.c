@@ -318,6 +318,7 @@ sink_start(struct store *store, const struct sink_ops *ops, void *impl,
 		goto fail;
 	}
 	atomic_store(&s->cursor, cur);
+	store_cursor_set(store, ops->name, cur);	/* registers it: retention */
 	atomic_store(&s->dead, store_reader_dead_count(s->reader, ops->name));
 	sink_tick(s);
 	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {

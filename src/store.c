@@ -135,11 +135,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "rc_state = ?4 WHERE id = ?1",
 	/* Retention, in chunks so that a big backlog never makes one huge
 	 * transaction.  Outcomes go only once every sink is past them. */
-	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events "
-	    "WHERE received_at < ?1 LIMIT ?2)",
-	[ST_PRUNE_OUTCOMES] = "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM outcomes "
-	    "WHERE recorded_at < ?1 AND seq <= coalesce((SELECT min(seq) FROM cursors), "
-	    "(SELECT max(seq) FROM outcomes)) ORDER BY seq LIMIT ?2)",
+	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT rowid FROM "
+	    "(SELECT rowid, received_at FROM events ORDER BY rowid LIMIT ?2) "
+	    "WHERE received_at < ?1)",
+	[ST_PRUNE_OUTCOMES] = "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM "
+	    "(SELECT seq, recorded_at FROM outcomes ORDER BY seq LIMIT ?2) "
+	    "WHERE recorded_at < ?1 AND seq <= ?3)",
 };
 
 /* Histogram bounds for /metrics: commit seconds, and jobs per commit. */
@@ -785,11 +786,19 @@ static void
 writer_prune(struct store *s)
 {
 	char cutoff[TS_LEN];
+	int64_t delivered = s->next_seq - 1;
 	int changed = 0;
 
+	/* Only what every sink configured now has delivered. */
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->ncursors; i++)
+		if (s->cursors[i].seq < delivered)
+			delivered = s->cursors[i].seq;
+	pthread_mutex_unlock(&s->mu);
 	util_rfc3339(util_now_ms() - (int64_t)s->retain_days * 86400000, cutoff);
 	if (run(s, ST_BEGIN) != SQLITE_OK)
 		return;
+	sqlite3_bind_int64(s->st[ST_PRUNE_OUTCOMES], 3, delivered);
 	for (enum stmt_id id = ST_PRUNE_EVENTS; id <= ST_PRUNE_OUTCOMES; id++) {
 		bind_text(s->st[id], 1, cutoff);
 		sqlite3_bind_int(s->st[id], 2, PRUNE_CHUNK);
@@ -1102,8 +1111,9 @@ store_cursor_set(struct store *s, const char *sink, int64_t seq)
 		if (strcmp(s->cursors[i].sink, sink) == 0)
 			break;
 	if (i == s->ncursors && i < MAX_CURSORS) {
+		/* A sink's first call registers it with its saved cursor. */
 		snprintf(s->cursors[i].sink, sizeof(s->cursors[i].sink), "%s", sink);
-		s->cursors[i].seq = 0;
+		s->cursors[i].seq = seq;
 		s->ncursors++;
 	}
 	if (i < s->ncursors && seq > s->cursors[i].seq) {

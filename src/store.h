@@ -62,7 +62,9 @@ void		 store_ingest(struct store *, struct store_ingest *);
 
 /*
  * Records that sink delivered everything up to seq.  Does not block: the
- * writer saves the newest value with its next commit (and at stop).
+ * writer saves the newest value with its next commit (and at stop).  A
+ * sink's first call registers it (with the cursor it resumes from):
+ * retention never prunes an outcome a registered sink has not delivered.
  */
 void		 store_cursor_set(struct store *, const char *sink, int64_t seq);
 
