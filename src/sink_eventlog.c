@@ -59,7 +59,8 @@ el_flush(struct sink *s)
 {
 	struct eventlog *el = sink_impl(s);
 
-	if (el->fd == -1 || fdatasync(el->fd) == -1) {
+	/* A pipe or a terminal cannot be synced (EINVAL): nothing to do. */
+	if (el->fd == -1 || (fdatasync(el->fd) == -1 && errno != EINVAL)) {
 		log_warn("eventlog: fdatasync %s", el->path);
 		return -1;
 	}
