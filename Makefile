@@ -29,6 +29,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS = $(wildcard tests/bench/*.c)
 BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/%)
 
+FUZZ_REPLAY = $(BUILD)/tests/fuzz_webhook
 PROGS	 = $(BUILD)/vinr-webhookd
 ifneq ($(wildcard src/vinrctl.c),)
 PROGS	+= $(BUILD)/vinrctl
@@ -37,8 +38,8 @@ ifneq ($(SIM_SRCS),)
 PROGS	+= $(BUILD)/vinr-sim
 endif
 
-.PHONY: all deps run test unit e2e asan bench clean install
-all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS)
+.PHONY: all deps run test unit e2e asan bench fuzz clean install
+all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
 
 deps:
 	@scripts/deps.sh
@@ -76,6 +77,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvinr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS) -lcmocka
 
+$(FUZZ_REPLAY): tests/fuzz/fuzz_webhook.c $(BUILD)/libvinr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS)
+
 $(BUILD)/%: tests/bench/%.c $(BUILD)/libvinr.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS)
 
@@ -89,8 +94,21 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit e2e
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(FUZZ_REPLAY)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	$(FUZZ_REPLAY) tests/fuzz/corpus/*
+
+# libFuzzer (clang) on the pure cores for FUZZ_SECONDS; new inputs that find
+# new paths are added to tests/fuzz/corpus, which `make test` replays.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v clang >/dev/null || apt-get install -y -qq clang libclang-rt-14-dev
+	@mkdir -p build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -DFUZZING -g -O1 -Isrc $$(pkg-config --cflags libcjson) \
+	    -fsanitize=fuzzer,address,undefined -o build/fuzz/fuzz_webhook \
+	    tests/fuzz/fuzz_webhook.c src/signature.c src/event.c src/payment.c \
+	    $$(pkg-config --libs libcjson openssl)
+	build/fuzz/fuzz_webhook -max_total_time=$(FUZZ_SECONDS) -max_len=8192 tests/fuzz/corpus
 
 e2e: $(PROGS)
 	VINR_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)

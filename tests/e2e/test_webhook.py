@@ -52,10 +52,20 @@ def assert_untouched(dm, before, log_before):
     assert dm.event_log_bytes() == log_before
 
 
+def settled_state(dm):
+    """The stored state once the event log has every committed outcome:
+    the sink writes after the commit, so a snapshot taken earlier could see
+    a line land during the check that follows."""
+    n = dm.query("SELECT count(*) FROM outcomes")[0][0]
+    if n:
+        dm.wait_event_log(n)
+    return dm.snapshot(), dm.event_log_bytes()
+
+
 def check_rejected(dm, status, error, method="POST", path=PATH, body=None, headers=None,
                    allow=None):
     """One request that must be refused with nothing stored."""
-    before, log_before = dm.snapshot(), dm.event_log_bytes()
+    before, log_before = settled_state(dm)
     st, h, data = dm.request(method, path, body, headers or {})
     assert st == status, (st, data)
     assert h.get("content-type") == "application/json"
@@ -67,7 +77,7 @@ def check_rejected(dm, status, error, method="POST", path=PATH, body=None, heade
 
 
 def check_rejected_raw(dm, status, error, raw):
-    before, log_before = dm.snapshot(), dm.event_log_bytes()
+    before, log_before = settled_state(dm)
     st, h, data = raw_http(dm.port, raw)
     assert st == status, (st, data)
     assert h.get("content-type") == "application/json"
@@ -101,7 +111,7 @@ def test_405_on_webhook_path(d, method):
     ev = make_event("completed")
     body = body_of(ev) if method in ("PUT", "PATCH", "DELETE") else None
     headers = d.signed_headers(body) if body else {}
-    before, log_before = d.snapshot(), d.event_log_bytes()
+    before, log_before = settled_state(d)
     st, h, data = d.request(method, PATH, body, headers)
     assert st == 405
     assert h.get("allow") == "POST"
@@ -165,7 +175,7 @@ def chunked_request(dm, body, headers, pieces=7):
 
 def test_413_chunked(d):
     ev, body = padded_event(MAX_BODY + 1)
-    before, log_before = d.snapshot(), d.event_log_bytes()
+    before, log_before = settled_state(d)
     st, h, data = chunked_request(d, body, d.signed_headers(body))
     assert st == 413
     assert h["content-type"] == "application/json"
@@ -186,7 +196,7 @@ def test_413_chunked(d):
 
 def test_413_chunked_wins_over_content_type(d):
     big = b"{" + b" " * (2 * MAX_BODY) + b"}"
-    before, log_before = d.snapshot(), d.event_log_bytes()
+    before, log_before = settled_state(d)
     for headers in ({"Content-Type": "text/plain"}, {}, {"Content-Type": "application/json"}):
         st, h, data = chunked_request(d, big, headers)
         assert st == 413, headers
@@ -224,7 +234,7 @@ def test_415(d, ctype):
 def test_415_chunked(d):
     ev = make_event("completed")
     body = body_of(ev)
-    before, log_before = d.snapshot(), d.event_log_bytes()
+    before, log_before = settled_state(d)
     st, h, data = chunked_request(d, body, d.signed_headers(body, content_type="text/plain"))
     assert (st, json.loads(data)) == (415, {"error": "unsupported_media_type"})
     assert h["content-type"] == "application/json"
@@ -427,7 +437,7 @@ def test_200_duplicate(d):
     accepted(resp, ev["id"])
     d.wait_event_log(2)
     time.sleep(0.1)
-    snap, log_before = d.snapshot(), d.event_log_bytes()
+    snap, log_before = settled_state(d)
     # Same bytes, a fresh signature.
     st, resp = d.post_event(ev)
     assert (st, resp) == (200, {"received": True, "eventId": ev["id"], "duplicate": True})
@@ -764,7 +774,7 @@ def test_concurrent_redeliveries_of_one_event(d):
 
 def test_503_storage_unavailable_leaves_no_trace(d):
     ev = make_event("completed", amount=4200)
-    before, log_before = d.snapshot(), d.event_log_bytes()
+    before, log_before = settled_state(d)
     lock = sqlite3.connect(d.db_path, isolation_level=None, timeout=10)
     try:
         lock.execute("BEGIN IMMEDIATE")
