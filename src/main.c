@@ -3,10 +3,10 @@
  *
  * Threads: main (this file) waits for signals with sigtimedwait() and acts on
  * them; every other thread has them blocked.  The others: the store's writer,
- * one per sink, libmicrohttpd's, the control socket's.  Startup order is
- * store, sinks, HTTP, control; shutdown is HTTP, control, sinks, store, so
- * that every request answered and every delivery made is saved before the
- * writer commits its last batch.
+ * one per sink, libmicrohttpd's, the reconciler's, the control socket's.
+ * Startup order is store, sinks, HTTP, reconciler, control; shutdown is HTTP,
+ * control, reconciler, sinks, store, so that every request answered and every
+ * delivery made is saved before the writer commits its last batch.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,10 +23,9 @@
 
 #include "config.h"
 #include "control.h"
-#include "reconcile.h"
-#include "vinr_api.h"
 #include "http.h"
 #include "log.h"
+#include "reconcile.h"
 #include "signature.h"
 #include "sink.h"
 #include "sink_eventlog.h"
@@ -35,6 +34,7 @@
 #include "store.h"
 #include "util.h"
 #include "version.h"
+#include "vinr_api.h"
 
 #define EXIT_USAGE	64
 #define EXIT_CONFIG	78
@@ -171,66 +171,58 @@ check_parent(const char *what, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-/*
- * For the watchdog: every thread ticks.  A failing disk is not a stuck
- * thread (restarting would not mend it), so only a stalled writer counts.
- */
+/* Records "<who>_stalled" in reasons (when not NULL); returns false. */
 static bool
-threads_alive(struct daemon *d)
+stalled(cJSON *reasons, const char *who)
 {
-	const char *why = NULL;
+	char why[64];
 
-	if (!store_healthy(d->store, &why) && strcmp(why, "writer_stalled") == 0)
-		return false;
-	for (int i = 0; i < d->nsinks; i++)
-		if (!sink_alive(d->sinks[i]))
-			return false;
-	return (d->control == NULL || control_alive(d->control)) &&
-	    reconcile_alive(d->reconciler);
+	if (reasons != NULL) {
+		snprintf(why, sizeof(why), "%s_stalled", who);
+		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+	}
+	return false;
 }
 
-/* reasons may be NULL: the watchdog only wants the verdict. */
-static void
-add_reason(cJSON *reasons, const char *why)
+/*
+ * Whether every thread ticks: the watchdog's question, and part of
+ * /healthz's.  A failing disk is not a stuck thread (restarting would not
+ * mend it), so of the writer only a stall counts here.
+ */
+static bool
+threads_alive(struct daemon *d, cJSON *reasons)
 {
-	if (reasons != NULL)
-		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
+	const char *why = NULL;
+	bool ok = true;
+
+	if (!store_healthy(d->store, &why) && strcmp(why, "writer_stalled") == 0)
+		ok = stalled(reasons, "writer");
+	for (int i = 0; i < d->nsinks; i++)
+		if (!sink_alive(d->sinks[i]))
+			ok = stalled(reasons, sink_name(d->sinks[i]));
+	if (d->control != NULL && !control_alive(d->control))
+		ok = stalled(reasons, "control");
+	if (!reconcile_alive(d->reconciler))
+		ok = stalled(reasons, "reconciler");
+	return ok;
 }
 
 static bool
 health(void *arg, cJSON *warnings, cJSON *reasons)
 {
 	struct daemon *d = arg;
-	const char *why;
-	bool ok = true;
+	struct reconcile_stats rs;
+	const char *why = NULL;
+	bool ok = threads_alive(d, reasons);
 
-	if (d->reconciler != NULL) {
-		struct reconcile_stats rs;
-
-		reconcile_stats_get(d->reconciler, &rs);
-		if (rs.state == RC_PAUSED)
-			add_reason(warnings, "reconciler_paused");
-		if (!reconcile_alive(d->reconciler)) {
-			add_reason(reasons, "reconciler_stalled");
-			ok = false;
-		}
-	}
-	if (d->control != NULL && !control_alive(d->control)) {
-		add_reason(reasons, "control_stalled");
+	if (!store_healthy(d->store, &why) && strcmp(why, "writer_stalled") != 0) {
+		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
 		ok = false;
 	}
-	if (!store_healthy(d->store, &why)) {
-		add_reason(reasons, why);
-		ok = false;
-	}
-	for (int i = 0; i < d->nsinks; i++)
-		if (!sink_alive(d->sinks[i])) {
-			char stalled[64];
-
-			snprintf(stalled, sizeof(stalled), "%s_stalled", sink_name(d->sinks[i]));
-			add_reason(reasons, stalled);
-			ok = false;
-		}
+	/* Ingest still works while the reconciler waits for a new key. */
+	reconcile_stats_get(d->reconciler, &rs);
+	if (rs.state == RC_PAUSED)
+		cJSON_AddItemToArray(warnings, cJSON_CreateString("reconciler_paused"));
 	return ok;
 }
 
@@ -521,7 +513,7 @@ main(int argc, char *argv[])
 		int sig;
 
 		if (wd_usec > 0 && util_mono_ms() >= wd_next) {
-			if (threads_alive(&d))
+			if (threads_alive(&d, NULL))
 				sd_notify(0, "WATCHDOG=1");
 			else
 				log_warnx("watchdog: a thread is stalled; not pinging");
