@@ -1,9 +1,12 @@
 /*
  * http.c - see http.h.
  *
- * Threads: libmicrohttpd's listening thread and one thread per connection.
- * Shared state: the HMAC keys (rwlock, swapped on SIGHUP), the counters
- * (atomics) and the number of requests in flight (atomic, for a clean stop).
+ * Threads: libmicrohttpd's HTTP_THREADS workers run every handler; the
+ * writer thread only calls stored() (MHD_resume_connection is thread-safe).
+ * A struct req belongs to its connection's worker, except while REQ_STORING,
+ * when the writer owns its ev/in until it resumes the connection.  Shared
+ * state: the HMAC keys (rwlock, swapped on SIGHUP), the counters (atomics)
+ * and the number of requests in flight (atomic, for a clean stop).
  *
  * A request goes through the checks of SPEC §1.4 in its order; nothing is
  * parsed as JSON before the signature holds.
@@ -37,6 +40,13 @@
  */
 #define DISCARD_SLACK	(1024 * 1024)
 
+/*
+ * libmicrohttpd's threads.  No request blocks one: a webhook suspends its
+ * connection until the writer has committed it, so two threads (one per
+ * core) serve any number of connections.
+ */
+#define HTTP_THREADS	2
+
 struct http {
 	const struct config	*cfg;
 	struct store		*store;
@@ -52,10 +62,18 @@ struct http {
 	_Atomic uint64_t	 rejected[REJ_COUNT];
 };
 
-enum req_kind { REQ_WEBHOOK, REQ_DONE };
+enum req_kind {
+	REQ_WEBHOOK,	/* receiving the body */
+	REQ_STORING,	/* suspended until the writer has committed it */
+	REQ_DONE	/* answered */
+};
 
 struct req {
 	enum req_kind	 kind;
+	struct http	*http;
+	struct MHD_Connection *conn;
+	struct vinr_event ev;		/* REQ_STORING: the parsed event */
+	struct store_ingest in;		/* REQ_STORING: the writer's answer */
 	char		*body;
 	size_t		 len;
 	size_t		 cap;
@@ -202,6 +220,8 @@ verify(struct http *h, struct MHD_Connection *c, const struct req *r)
 	return res;
 }
 
+static void stored(void *, int);
+
 static enum MHD_Result
 webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 {
@@ -211,10 +231,8 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 		[SIG_INVALID] = REJ_INVALID_SIG,
 	};
 	struct vinr_event ev;
-	struct store_ingest in = { 0 };
 	enum sig_result sr;
 	enum event_err ee;
-	cJSON *o;
 	char addr[64];
 
 	if (r->too_large)
@@ -237,12 +255,45 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 		    REJ_INVALID_JSON : REJ_INVALID_EVENT);
 	}
 
-	in.ev = &ev;
-	in.body = r->body != NULL ? r->body : "";
-	in.bodylen = r->len;
-	in.source = "webhook";
-	store_ingest(h->store, &in);
+	/*
+	 * Suspend first, then queue: the writer may answer (and resume us)
+	 * before this handler returns, and a resume must find the connection
+	 * suspended.  Nothing blocks this thread meanwhile.
+	 */
+	r->ev = ev;
+	r->in.ev = &r->ev;
+	r->in.body = r->body != NULL ? r->body : "";
+	r->in.bodylen = r->len;
+	r->in.source = "webhook";
+	r->kind = REQ_STORING;
+	MHD_suspend_connection(c);
+	if (store_ingest_async(h->store, &r->in, stored, r) == -1) {
+		r->in.result = INGEST_UNAVAILABLE;
+		MHD_resume_connection(c);
+	}
+	return MHD_YES;
+}
 
+/* The writer's thread: the event is committed (or not); wake its request. */
+static void
+stored(void *arg, int rc)
+{
+	struct req *r = arg;
+
+	(void)rc;	/* r->in.result says it all */
+	MHD_resume_connection(r->conn);
+}
+
+/* Resumed after the commit: the answer of SPEC §1.4. */
+static enum MHD_Result
+answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
+{
+	struct store_ingest in = r->in;
+	struct vinr_event ev = r->ev;
+	enum MHD_Result ret;
+	cJSON *o;
+
+	memset(&r->ev, 0, sizeof(r->ev));
 	if (in.result == INGEST_UNAVAILABLE) {
 		event_release(&ev);
 		return reject(h, c, r, REJ_STORAGE);
@@ -273,9 +324,10 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 			    ev.pay.id, pay_status_name(ev.pay.status), (long long)in.seq);
 		break;
 	}
-	event_release(&ev);
 	r->kind = REQ_DONE;
-	return send_json(c, 200, o, NULL);
+	ret = send_json(c, 200, o, NULL);
+	event_release(&ev);
+	return ret;
 }
 
 static enum MHD_Result
@@ -329,6 +381,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	if (r == NULL) {
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
+		r->http = h;
+		r->conn = c;
 		*ctx = r;
 		atomic_fetch_add(&h->in_flight, 1);
 		r->counted = true;
@@ -356,6 +410,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		r->kind = REQ_WEBHOOK;
 		return MHD_YES;
 	}
+	if (r->kind == REQ_STORING)
+		return answer_stored(h, c, r);
 	if (r->kind == REQ_DONE) {
 		*upload_size = 0;
 		return MHD_YES;
@@ -407,6 +463,7 @@ completed(void *cls, struct MHD_Connection *c, void **ctx,
 		return;
 	if (r->counted)
 		atomic_fetch_sub(&h->in_flight, 1);
+	event_release(&r->ev);
 	free(r->body);
 	free(r);
 	*ctx = NULL;
@@ -474,8 +531,13 @@ http_start(const struct config *cfg, struct store *store, const struct sig_key *
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai = NULL;
 	char port[8];
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/*
+	 * poll(2), not epoll: with epoll worker pools, MHD_quiesce_daemon() in
+	 * libmicrohttpd 0.9.75 races the workers over the listen socket's
+	 * epoll registration and can abort the process at stop.
+	 */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	int rc;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
@@ -506,7 +568,7 @@ http_start(const struct config *cfg, struct store *store, const struct sig_key *
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, h,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
 	    listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 	    listen_fd >= 0 ? (intptr_t)listen_fd : (intptr_t)ai->ai_addr,
 	    MHD_OPTION_END);
@@ -535,16 +597,21 @@ http_stop(struct http *h, int timeout_ms)
 
 	if (h == NULL)
 		return;
-	/* Stop accepting; let the requests in flight get their answers. */
+	/*
+	 * Stop accepting; let the requests in flight get their answers.  The
+	 * listen socket is closed only after MHD_stop_daemon(): each epoll
+	 * worker takes it out of its own set after quiesce returns, and
+	 * libmicrohttpd aborts if it is closed under them.
+	 */
 	fd = MHD_quiesce_daemon(h->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	while (atomic_load(&h->in_flight) > 0 && util_mono_ms() < until)
 		usleep(10000);
 	if (atomic_load(&h->in_flight) > 0)
 		log_warnx("http: stopping with %d request(s) unanswered",
 		    atomic_load(&h->in_flight));
 	MHD_stop_daemon(h->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
 	free_keys(h->keys, h->nkeys);
 	pthread_rwlock_destroy(&h->keys_lock);
 	free(h);

@@ -1,10 +1,11 @@
 /*
  * http.h - the webhook endpoint, /healthz and /metrics (SPEC §1.4).
  *
- * DESIGN: libmicrohttpd with one thread per connection.  A webhook request
- * streams its body into a buffer capped at max_body, is verified and parsed
- * on its own thread, then sleeps in store_ingest() until the writer has
- * committed it (group commit): many connections, few fsyncs.
+ * DESIGN: libmicrohttpd with a pool of HTTP_THREADS poll(2) threads.  A
+ * webhook request streams its body into a buffer capped at max_body, is
+ * verified and parsed, then queued to the writer (store_ingest_async) and
+ * its connection suspended; the writer resumes it after COMMIT, and it is
+ * answered.  No thread waits for the disk: many connections, few fsyncs.
  */
 #ifndef VINR_HTTP_H
 #define VINR_HTTP_H

@@ -1026,6 +1026,18 @@ store_ingest(struct store *s, struct store_ingest *in)
 }
 
 int
+store_ingest_async(struct store *s, struct store_ingest *in, store_done_fn done,
+    void *arg)
+{
+	struct job *j;
+
+	if ((j = job_new(JOB_INGEST)) == NULL)
+		return -1;
+	j->u.ingest = in;
+	return submit_async(s, j, done, arg);
+}
+
+int
 store_dead_letter(struct store *s, const char *sink, int64_t seq, int attempts,
     const char *last_error)
 {

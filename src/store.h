@@ -87,6 +87,15 @@ int		 store_dead_letter(struct store *, const char *sink, int64_t seq,
 typedef void (*store_done_fn)(void *arg, int rc);
 
 /*
+ * store_ingest() without blocking: done(arg, rc) is called on the writer's
+ * thread once the event is committed (or could not be: in->result says
+ * which).  in and its event must stay valid until then.  Returns 0, or -1
+ * when the store is stopping or out of memory (done is then never called).
+ */
+int		 store_ingest_async(struct store *, struct store_ingest *in,
+		    store_done_fn done, void *arg);
+
+/*
  * "track" (SPEC §4): a payment that the POS created.  Unknown: stored as
  * pending with the fields of in and tracked = 1.  Known: keeps its status
  * and updated_at, gets tracked = 1 and the fields of in that it lacks.  No

@@ -81,5 +81,6 @@ def test_stuck_sink_stops_the_watchdog_pings(make_daemon, tmp_path):
         drained.set()
     finally:
         stop.set()
+        t.join()
         sock.close()
         os.close(reader)
