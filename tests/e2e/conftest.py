@@ -75,7 +75,63 @@ def write_conf(path, sections):
             f.write("\n")
 
 
-class Daemon:
+class Process:
+    """A program of ours run by a test: its stderr in a file, SIGTERM to
+    stop (returning the exit code), SIGKILL on cleanup.  Subclasses set
+    self.dir, self.stderr_path and self.env, and say what "ready" is."""
+
+    proc = None
+    _stderr = None
+
+    def _spawn(self, argv):
+        self._stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(argv, cwd=self.dir, env=self.env,
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self._stderr, stderr=self._stderr)
+
+    def _wait_ready(self, name, ready, timeout):
+        """Polls ready() until it is true; fails if the process exits."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited %d:\n%s" % (name, self.proc.returncode,
+                                                             self.log()))
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.03)
+        raise AssertionError("%s not ready:\n%s" % (name, self.log()))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        self._stderr.close()
+        return rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._stderr:
+            self._stderr.close()
+
+    def log(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
+class Daemon(Process):
     """One vinr-webhookd process with its own files under a directory."""
 
     def __init__(self, workdir, scheme="vinr", secrets=None, conf=None, env=None):
@@ -115,53 +171,14 @@ class Daemon:
 
     # -- process ---------------------------------------------------------
     def start(self, wait=True, args=()):
-        self._stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([DAEMON, "-c", self.conf_path, *args], cwd=self.dir,
-                                     env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=self._stderr, stderr=self._stderr)
+        self._spawn([DAEMON, "-c", self.conf_path, *args])
         if wait:
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout=15):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("daemon exited %d:\n%s" % (self.proc.returncode, self.log()))
-            try:
-                st, _, _ = self.request("GET", "/healthz", timeout=1)
-                if st in (200, 503):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("daemon not ready:\n" + self.log())
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self, timeout=20):
-        """SIGTERM and wait; returns the exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=timeout)
-        self._stderr.close()
-        return rc
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._stderr:
-            self._stderr.close()
-
-    def log(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        self._wait_ready("daemon", lambda: self.request("GET", "/healthz", timeout=1)[0]
+                         in (200, 503), timeout)
 
     # -- HTTP ------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, timeout=30):
@@ -375,7 +392,7 @@ Daemon.outcomes = _daemon_outcomes
 SIM_KEY = "sk_test_e2e_0123456789"
 
 
-class Sim:
+class Sim(Process):
     """One vinr-sim process on a free port.  With daemon=, its webhooks go
     to that Daemon, signed with the daemon's scheme and default secret."""
 
@@ -403,46 +420,14 @@ class Sim:
         self._stderr = None
 
     def start(self, wait=True):
-        self._stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(self.argv, cwd=self.dir, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr)
+        self._spawn(self.argv)
         if wait:
-            deadline = time.time() + 10
-            while time.time() < deadline:
-                if self.proc.poll() is not None:
-                    raise AssertionError("vinr-sim exited %d:\n%s" % (self.proc.returncode,
-                                                                     self.log()))
-                try:
-                    if self.request("GET", "/_sim/stats", timeout=1)[0] == 200:
-                        return self
-                except OSError:
-                    pass
-                time.sleep(0.03)
-            raise AssertionError("vinr-sim not ready:\n" + self.log())
+            self._wait_ready("vinr-sim", lambda: self.request(
+                "GET", "/_sim/stats", key=None, timeout=1)[0] == 200, 10)
         return self
 
     def stop(self, timeout=10):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=timeout)
-        self._stderr.close()
-        return rc
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._stderr:
-            self._stderr.close()
-
-    def log(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return Process.stop(self, timeout)
 
     # -- HTTP ------------------------------------------------------------
     def request(self, method, path, body=None, key=SIM_KEY, headers=None, timeout=30):
