@@ -383,3 +383,21 @@ def test_hash_is_no_inline_comment(tmp_path):
     assert "%s:%d" % (path, line + 1) in r.stderr and "tolerance" in r.stderr
     path, _ = conf_with(tmp_path, "[webhook]\ntolerance = 100 ; note\n", name="ok.conf")
     assert run_webhookd("-t", "-c", path).returncode == EX_OK
+
+
+def test_log_lines_carry_priority_prefixes_under_journald(make_daemon):
+    """SPEC §6: one line each, with sd-daemon <N> prefixes when JOURNAL_STREAM
+    is set; a timestamp otherwise."""
+    import re
+    d = make_daemon(env={"JOURNAL_STREAM": "8:12345"})
+    st, _ = d.post_event(make_event("completed"), secret="whsec_wrong")
+    assert st == 401
+    assert d.stop() == 0
+    lines = [l for l in d.log().splitlines() if l]
+    assert lines and all(re.match(r"^<[0-7]>", l) for l in lines), lines
+    assert any(l.startswith("<6>") for l in lines)          # info: listening, stopping
+    assert any(l.startswith("<4>") for l in lines)          # warning: the refused webhook
+    plain = make_daemon(name="plain")
+    assert plain.stop() == 0
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", l)
+               for l in plain.log().splitlines() if l), plain.log()

@@ -230,3 +230,45 @@ def test_api_key_never_logged_and_http_refused_off_loopback(make_daemon, tmp_pat
                        text=True, timeout=10)
     assert r.returncode == 78
     assert "loopback" in r.stderr and "sk_test_x" not in r.stderr
+
+
+def test_tls_is_verified_and_the_key_never_sent_to_an_unverified_server(make_daemon, tmp_path):
+    """SPEC §5: TLS is always verified.  A server with a self-signed
+    certificate gets a handshake that fails before any request, so it never
+    sees the Authorization header."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+    cert, keyf = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", keyf, "-out", cert],
+                   check=True, capture_output=True)
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, keyf)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        key = "sk_test_never_to_an_unverified_server"
+        d = make_daemon(env={"VINR_API_KEY": key}, conf=rc_conf(
+            "https://127.0.0.1:%d" % srv.server_address[1], stale_after=3600))
+        r = d.ctl({"cmd": "reconcile", "paymentId": "tpay_tls_check"}, timeout=30)
+        assert r["ok"] is False and r["error"] == "upstream_error", r
+        assert "certificate" in r["message"].lower() or "ssl" in r["message"].lower(), r
+        assert seen == []
+        d.stop()
+        assert key not in d.log()
+    finally:
+        srv.shutdown()
