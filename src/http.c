@@ -70,7 +70,6 @@ enum req_kind {
 
 struct req {
 	enum req_kind	 kind;
-	struct http	*http;
 	struct MHD_Connection *conn;
 	struct vinr_event ev;		/* REQ_STORING: the parsed event */
 	struct store_ingest in;		/* REQ_STORING: the writer's answer */
@@ -381,7 +380,6 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	if (r == NULL) {
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
-		r->http = h;
 		r->conn = c;
 		*ctx = r;
 		atomic_fetch_add(&h->in_flight, 1);

@@ -104,17 +104,22 @@ sink_wait(struct sink *s, int64_t ms)
 	sink_tick(s);
 }
 
+/*
+ * Appends a line to the batch: the JSON and its newline, or nothing to send
+ * when skip.  Returns 0, 1 when the batch is full, -1 out of memory.
+ */
 static int
-collect(void *arg, int64_t seq, const char *status, const char *json, int jsonlen)
+add_line(struct sink *s, int64_t seq, bool skip, const char *json, int jsonlen)
 {
-	struct sink *s = arg;
 	struct line *l = &s->lines[s->nlines];
 
+	if (s->nlines == BATCH)
+		return 1;
 	l->seq = seq;
-	l->skip = !s->p.all_events && !pay_status_is_outcome(pay_status_parse(status));
+	l->skip = skip;
 	l->buf = NULL;
 	l->len = 0;
-	if (!l->skip) {
+	if (!skip) {
 		if ((l->buf = malloc((size_t)jsonlen + 1)) == NULL)
 			return -1;
 		memcpy(l->buf, json, (size_t)jsonlen);
@@ -125,28 +130,21 @@ collect(void *arg, int64_t seq, const char *status, const char *json, int jsonle
 	return 0;
 }
 
+/* An outcome after the cursor; events = outcomes skips the others. */
+static int
+collect(void *arg, int64_t seq, const char *status, const char *json, int jsonlen)
+{
+	struct sink *s = arg;
+
+	return add_line(s, seq, !s->p.all_events &&
+	    !pay_status_is_outcome(pay_status_parse(status)), json, jsonlen);
+}
+
 /* A dead letter re-queued by "replay": json is NULL if it was pruned. */
 static int
 collect_replay(void *arg, int64_t seq, const char *json, int jsonlen)
 {
-	struct sink *s = arg;
-	struct line *l = &s->lines[s->nlines];
-
-	if (s->nlines == BATCH)
-		return 1;
-	l->seq = seq;
-	l->skip = json == NULL;
-	l->buf = NULL;
-	l->len = 0;
-	if (json != NULL) {
-		if ((l->buf = malloc((size_t)jsonlen + 1)) == NULL)
-			return -1;
-		memcpy(l->buf, json, (size_t)jsonlen);
-		l->buf[jsonlen] = '\n';
-		l->len = (size_t)jsonlen + 1;
-	}
-	s->nlines++;
-	return 0;
+	return add_line(arg, seq, json == NULL, json, jsonlen);
 }
 
 static void

@@ -54,7 +54,8 @@ struct sink_params {
  */
 struct sink	*sink_start(struct store *, const struct sink_ops *, void *impl,
 		    const struct sink_params *, char *err, size_t errlen);
-/* Asks for ops->reopen on the sink's own thread (signal-safe? no: main only). */
+/* SIGHUP: asks for ops->reopen, run on the sink's own thread.  Not
+ * async-signal-safe: call it from main's loop, not a signal handler. */
 void		 sink_reopen(struct sink *);
 /* Stops the thread after the delivery in progress; saves the cursor. NULL ok. */
 void		 sink_stop(struct sink *);
