@@ -153,3 +153,9 @@ install: all
 
 clean:
 	rm -rf build var
+
+# DESIGN.md's layout rules that a machine can check: file and function
+# lengths, and no two compiled files that need each other (nm).
+.PHONY: lint
+lint: all
+	@scripts/check-layout.sh $(BUILD)

@@ -499,19 +499,11 @@ tv_sec(struct timeval tv)
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-int
-main(int argc, char *argv[])
+/* The command line into g; reads the secret.  Exits 2 on misuse. */
+static void
+parse_args(int argc, char *argv[], char **secret_buf)
 {
 	const char *secret = NULL, *secret_file = NULL;
-	char *secret_buf = NULL;
-	struct conn *cs;
-	struct rusage ru0, ru1;
-	uint64_t *all, ok = 0, dup = 0, ign = 0, herr = 0, ioerr = 0, recon = 0;
-	unsigned status_count[6] = { 0 };
-	size_t nall = 0, k;
-	double secs, cpu, sum = 0;
-	const char *first_err = NULL;
-	long pool;
 	int ch;
 
 	g.host = "127.0.0.1";
@@ -567,26 +559,32 @@ main(int argc, char *argv[])
 	    (g.total < 0 && g.duration == 0) || g.total == 0)
 		usage();
 	if (secret_file != NULL)
-		secret = secret_buf = read_secret(secret_file);
+		secret = *secret_buf = read_secret(secret_file);
 	if (sig_key_from_secret(SIG_SCHEME_VINR, secret, &g.key) == -1) {
 		fprintf(stderr, "loadgen: unusable secret\n");
-		return 2;
+		exit(2);
 	}
 	g.addr.sin_family = AF_INET;
 	g.addr.sin_port = htons((uint16_t)g.port);
 	if (inet_pton(AF_INET, g.host, &g.addr.sin_addr) != 1) {
 		fprintf(stderr, "loadgen: %s: not an IPv4 address\n", g.host);
-		return 2;
+		exit(2);
 	}
 	if (g.duration > 240)
 		fprintf(stderr, "loadgen: warning: signatures older than the daemon's "
 		    "tolerance (300 s by default) are refused\n");
-	pool = g.total > 0 ? g.total : DEFAULT_POOL;
-	if (pool < g.conns)
-		g.conns = (int)pool;
+}
 
-	if ((cs = calloc((size_t)g.conns, sizeof(*cs))) == NULL)
-		return 2;
+/*
+ * Starts the connection threads, lets them go at once, and waits for them.
+ * Returns the seconds and the CPU seconds of the run; exits 2 on failure.
+ */
+static void
+run_conns(struct conn *cs, long pool, double *secs, double *cpu)
+{
+	struct rusage ru0, ru1;
+	struct timespec t1;
+
 	pthread_barrier_init(&g.ready, NULL, (unsigned)g.conns + 1);
 	if (!g.quiet)
 		fprintf(stderr, "loadgen: preparing %ld signed requests on %d connections "
@@ -600,7 +598,7 @@ main(int argc, char *argv[])
 		pthread_attr_setstacksize(&a, 256 * 1024);
 		if (pthread_create(&cs[i].thread, &a, conn_main, &cs[i]) != 0) {
 			fprintf(stderr, "loadgen: cannot start thread %d\n", i);
-			return 2;
+			exit(2);
 		}
 		pthread_attr_destroy(&a);
 	}
@@ -612,20 +610,26 @@ main(int argc, char *argv[])
 	pthread_barrier_wait(&g.ready);
 	for (int i = 0; i < g.conns; i++)
 		pthread_join(cs[i].thread, NULL);
-	{
-		struct timespec t1;
-
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		secs = (double)(t1.tv_sec - g.t0.tv_sec) +
-		    (double)(t1.tv_nsec - g.t0.tv_nsec) / 1e9;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	*secs = (double)(t1.tv_sec - g.t0.tv_sec) + (double)(t1.tv_nsec - g.t0.tv_nsec) / 1e9;
 	getrusage(RUSAGE_SELF, &ru1);
 	if (atomic_load(&g.setup_failed)) {
 		fprintf(stderr, "loadgen: setup failed\n");
-		return 2;
+		exit(2);
 	}
-	cpu = tv_sec(ru1.ru_utime) - tv_sec(ru0.ru_utime) +
+	*cpu = tv_sec(ru1.ru_utime) - tv_sec(ru0.ru_utime) +
 	    tv_sec(ru1.ru_stime) - tv_sec(ru0.ru_stime);
+}
+
+/* Sums the connections' counts and prints them.  Returns the exit status. */
+static int
+report(struct conn *cs, double secs, double cpu)
+{
+	uint64_t *all, ok = 0, dup = 0, ign = 0, herr = 0, ioerr = 0, recon = 0;
+	unsigned status_count[6] = { 0 };
+	const char *first_err = NULL;
+	size_t nall = 0, k;
+	double sum = 0;
 
 	for (int i = 0; i < g.conns; i++)
 		nall += cs[i].nlat;
@@ -674,6 +678,27 @@ main(int argc, char *argv[])
 	    pct(all, nall, 99), nall ? (double)all[nall - 1] / 1e6 : 0.0,
 	    nall ? sum / (double)nall / 1e6 : 0.0, cpu, g.run, g.random_ids ? "random" : "seq");
 
+	free(all);
+	return ok == nall && nall > 0 ? 0 : 1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	char *secret_buf = NULL;
+	struct conn *cs;
+	double secs, cpu;
+	long pool;
+	int rc;
+
+	parse_args(argc, argv, &secret_buf);
+	pool = g.total > 0 ? g.total : DEFAULT_POOL;
+	if (pool < g.conns)
+		g.conns = (int)pool;
+	if ((cs = calloc((size_t)g.conns, sizeof(*cs))) == NULL)
+		return 2;
+	run_conns(cs, pool, &secs, &cpu);
+	rc = report(cs, secs, cpu);
 	for (int i = 0; i < g.conns; i++) {
 		free(cs[i].arena);
 		free(cs[i].off);
@@ -681,9 +706,8 @@ main(int argc, char *argv[])
 		free(cs[i].lat_ns);
 	}
 	free(cs);
-	free(all);
 	sig_key_release(&g.key);
 	free(secret_buf);
 	pthread_barrier_destroy(&g.ready);
-	return ok == nall && nall > 0 ? 0 : 1;
+	return rc;
 }
