@@ -6,8 +6,9 @@
  *
  * DESIGN
  *
- * Threads.  Any number of submitters (the HTTP daemon's threads, sinks, the
- * reconciler, the control loop) call store_ingest() & co; one writer thread
+ * Threads.  Any number of submitters call store_ingest() & co: the HTTP
+ * workers and the control loop with the *_async forms, the sinks and the
+ * reconciler with the blocking ones.  One writer thread
  * (writer_main) runs the queue.  Only the writer touches the engine's
  * connection and next_seq, cursors_saved_ms and next_prune_ms.
  *
@@ -219,7 +220,6 @@ job_run(struct store *s, struct job *j, const char *now)
 	}
 	return STORE_E_JOB;
 }
-
 
 static void
 job_fail(struct job *j)

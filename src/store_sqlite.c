@@ -232,7 +232,6 @@ col_dup(sqlite3_stmt *st, int i)
 	return t != NULL ? strdup((const char *)t) : NULL;
 }
 
-
 int
 payment_from_row(sqlite3_stmt *st, int c, struct payment *p)
 {
@@ -553,9 +552,12 @@ store_sqlite_commit(struct store_conn *c)
 static int
 store_sqlite_rollback(struct store_conn *c)
 {
-	if (sqlite3_get_autocommit(c->db))
+	int rc;
+
+	if (sqlite3_get_autocommit(c->db) || (rc = run(c, ST_ROLLBACK)) == SQLITE_OK)
 		return 0;
-	return run(c, ST_ROLLBACK) == SQLITE_OK ? 0 : STORE_E_TXN;
+	c->last_rc = rc;
+	return STORE_E_TXN;
 }
 
 static int
