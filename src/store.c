@@ -1,16 +1,40 @@
 /*
- * store.c - the writer thread and its connection (see the DESIGN comment in
- * store.h).
+ * store.c - the writer: the job queue, the group commit, the cursors, the
+ * listeners and what /metrics and /healthz show of them (see the DESIGN
+ * comment in store.h).  It knows no SQL: every statement goes through an
+ * engine (store_engine.h; store_sqlite.c today).
  *
- * Threads: any number of submitters (HTTP connection threads, sinks, the
- * control loop) call store_ingest() & co, which queue a job and sleep on
- * done_cv; one writer thread runs the queue.  An asynchronous job (the
- * *_async calls, for the control loop) is on the heap instead: nobody sleeps
- * on it, the writer calls its done function after the commit and frees it.
- * Everything under mu: the queue, the pending cursors, the stopping flag,
- * the listeners.  The writer drops mu while
- * it talks to SQLite, so submitters keep queueing during a commit and the
- * next batch grows while the disk syncs: that is the group commit.
+ * DESIGN
+ *
+ * Threads.  Any number of submitters call store_ingest() & co: the HTTP
+ * workers and the control loop with the *_async forms, the sinks and the
+ * reconciler with the blocking ones.  One writer thread
+ * (writer_main) runs the queue.  Only the writer touches the engine's
+ * connection and next_seq, cursors_saved_ms and next_prune_ms.
+ *
+ * Handover.  Everything shared lives under mu: the queue (head, tail), the
+ * stopping flag, the cursors and the listeners; work_cv wakes the writer.  A
+ * blocking submitter queues a job on its own stack with a condition
+ * variable of its own (also on its stack) and sleeps on it until the writer
+ * sets job->done.  An asynchronous job (the *_async calls, for event loops
+ * that must not sleep) is on the heap: nobody sleeps on it, the writer calls
+ * its done function after the commit, without mu, and frees it.  A sink's
+ * cursor is not a job: store_cursor_set() only records the newest value and
+ * marks it dirty, and the writer saves the dirty ones with its next batch.
+ *
+ * A batch.  The writer takes the whole queue (up to MAX_BATCH) and the dirty
+ * cursors under mu, lets go of mu, and runs them in one transaction, so that
+ * submitters keep queueing while the disk syncs and the next batch grows:
+ * that is the group commit.  The first run has no savepoints; if a job fails
+ * on its own the batch is rolled back and run again carefully, each job in a
+ * savepoint.  Then it takes mu again and answers every job (only now: after
+ * COMMIT, or after the transaction was lost), wakes the listeners if there
+ * are new outcomes or replays, and updates the counters (atomics, read by
+ * any thread without mu).
+ *
+ * Idle.  With nothing to do the writer wakes at least once a second: it
+ * marks that it is alive (tick_ms, for /healthz), probes the database while
+ * the last commit failed, or prunes one chunk for retention.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,17 +44,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "log.h"
 #include "store.h"
-#include "store_int.h"
+#include "store_engine.h"
 #include "util.h"
 
 #define MAX_LISTENERS	16
 #define MAX_CURSORS	8
 #define MAX_BATCH	2048
-#define BUSY_TIMEOUT_MS	5000	/* SPEC §1.4: the write lock within 5 s */
 
 enum job_kind {
 	JOB_INGEST,
@@ -81,68 +102,6 @@ struct cursor {
 	bool		 dirty;
 };
 
-enum stmt_id {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-	ST_EV_EXISTS, ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
-	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
-	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
-	ST_COUNT
-};
-
-static const char *const stmt_sql[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SAVEPOINT] = "SAVEPOINT job",
-	[ST_RELEASE] = "RELEASE job",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO job",
-	[ST_EV_EXISTS] = "SELECT 1 FROM events WHERE id = ?1",
-	[ST_EV_INSERT] = "INSERT INTO events (id, type, payment_id, status, source, "
-	    "result, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[ST_PAY_GET] = "SELECT " PAYMENT_COLS " FROM payments WHERE id = ?1",
-	[ST_PAY_UPSERT] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, "
-	    "last_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-	    "?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO UPDATE SET "
-	    "terminal_id = ?2, reference = ?3, status = ?4, amount = ?5, "
-	    "amount_captured = ?6, currency = ?7, capture_method = ?8, "
-	    "entry_method = ?9, brand = ?10, last4 = ?11, auth_code = ?12, "
-	    "decline_code = ?13, livemode = ?14, created_at = ?15, updated_at = ?16, "
-	    "last_event_id = ?17, rc_attempts = 0, rc_next_at = NULL, rc_state = 'idle'",
-	[ST_OUT_INSERT] = "INSERT INTO outcomes (seq, payment_id, status, json, "
-	    "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[ST_CUR_SET] = "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) "
-	    "ON CONFLICT (sink) DO UPDATE SET seq = max(seq, ?2)",
-	[ST_DEAD_INSERT] = "INSERT INTO dead_letters (sink, seq, attempts, last_error, at) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sink, seq) DO UPDATE SET "
-	    "attempts = ?3, last_error = ?4, at = ?5, replay = 0",
-	/*
-	 * Binds like ST_PAY_UPSERT (?4 is 'pending').  A known payment keeps
-	 * what it has: unqualified names in DO UPDATE are the stored row.
-	 */
-	[ST_TRACK] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, tracked) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-	    "?15, ?16, 1) ON CONFLICT (id) DO UPDATE SET "
-	    "terminal_id = coalesce(terminal_id, ?2), reference = coalesce(reference, ?3), "
-	    "amount = coalesce(amount, ?5), amount_captured = coalesce(amount_captured, ?6), "
-	    "currency = coalesce(currency, ?7), capture_method = coalesce(capture_method, ?8), "
-	    "entry_method = coalesce(entry_method, ?9), brand = coalesce(brand, ?10), "
-	    "last4 = coalesce(last4, ?11), auth_code = coalesce(auth_code, ?12), "
-	    "decline_code = coalesce(decline_code, ?13), livemode = coalesce(livemode, ?14), "
-	    "created_at = coalesce(created_at, ?15), tracked = 1",
-	[ST_REPLAY] = "UPDATE dead_letters SET replay = 1 WHERE sink = ?1 AND seq = ?2",
-	[ST_DEAD_DELETE] = "DELETE FROM dead_letters WHERE sink = ?1 AND seq = ?2",
-	[ST_RC_SET] = "UPDATE payments SET rc_attempts = ?2, rc_next_at = ?3, "
-	    "rc_state = ?4 WHERE id = ?1",
-	/* Retention, in chunks so that a big backlog never makes one huge
-	 * transaction.  Outcomes go only once every sink is past them. */
-	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT rowid FROM "
-	    "(SELECT rowid, received_at FROM events ORDER BY rowid LIMIT ?2) "
-	    "WHERE received_at < ?1)",
-	[ST_PRUNE_OUTCOMES] = "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM "
-	    "(SELECT seq, recorded_at FROM outcomes ORDER BY seq LIMIT ?2) "
-	    "WHERE recorded_at < ?1 AND seq <= ?3)",
-};
-
 /* Histogram bounds for /metrics: commit seconds, and jobs per commit. */
 const double store_commit_bounds[STORE_HIST_BUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5
@@ -153,8 +112,8 @@ const double store_batch_bounds[STORE_HIST_BUCKETS] = {
 
 struct store {
 	char			*path;
-	sqlite3			*db;
-	sqlite3_stmt		*st[ST_COUNT];
+	const struct store_engine *eng;
+	struct store_conn	*db;		/* writer thread only, once started */
 
 	pthread_t		 thread;
 	bool			 started;
@@ -182,129 +141,38 @@ struct store {
 	_Atomic bool		 last_ok;	/* last commit succeeded */
 };
 
-sqlite3 *
-store_connect(const char *path, int flags, char *err, size_t errlen)
-{
-	sqlite3 *db = NULL;
-	int rc;
-
-	rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		return NULL;
-	}
-	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-	sqlite3_extended_result_codes(db, 1);
-	return db;
-}
-
-static int
-exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", msg != NULL ? msg : sqlite3_errmsg(db));
-		sqlite3_free(msg);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-migrate(sqlite3 *db, char *err, size_t errlen)
-{
-	sqlite3_stmt *st;
-	int version = 0;
-	char buf[64];
-
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-		return -1;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (version > sql_nmigrations) {
-		snprintf(err, errlen, "database schema version %d is newer than this "
-		    "program knows (%d)", version, sql_nmigrations);
-		return -1;
-	}
-	for (int v = version; v < sql_nmigrations; v++) {
-		if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) == -1)
-			return -1;
-		snprintf(buf, sizeof(buf), "PRAGMA user_version = %d", v + 1);
-		if (exec_sql(db, sql_migrations[v], err, errlen) == -1 ||
-		    exec_sql(db, buf, err, errlen) == -1) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
-		}
-		if (exec_sql(db, "COMMIT", err, errlen) == -1) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return -1;
-		}
-		log_info("database migrated to schema version %d", v + 1);
-	}
-	return 0;
-}
+/* What the writer took off the queue for one transaction. */
+struct batch {
+	struct job		*jobs;
+	int			 n;
+	struct cursor		 cur[MAX_CURSORS];
+	int			 ncur;
+	bool			 ok;		/* committed */
+};
 
 struct store *
-store_open(const char *path, int synchronous, char *err, size_t errlen)
+store_open_engine(const struct store_engine *engine, const char *where,
+    const struct store_params *params, char *err, size_t errlen)
 {
 	struct store *s;
-	sqlite3_stmt *st;
-	char pragma[64];
+	int64_t last;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL || (s->path = strdup(path)) == NULL) {
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->path = strdup(where)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	util_cond_init(&s->work_cv);
 	s->tail = &s->head;
-	if ((s->db = store_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-	    err, errlen)) == NULL)
+	s->eng = engine;
+	if ((s->db = engine->open(where, params, err, errlen)) == NULL)
 		goto fail;
-	/*
-	 * WAL lets readers (sinks, control, an operator's sqlite3 shell) read
-	 * while we write.  Never exclusive locking mode: SPEC §1.4.
-	 */
-	snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %d", synchronous);
-	if (exec_sql(s->db, "PRAGMA journal_mode = WAL", err, errlen) == -1 ||
-	    exec_sql(s->db, pragma, err, errlen) == -1 ||
-	    exec_sql(s->db, "PRAGMA foreign_keys = OFF", err, errlen) == -1 ||
-	    /* Savepoint journals stay in memory, not in temp files. */
-	    exec_sql(s->db, "PRAGMA temp_store = MEMORY", err, errlen) == -1 ||
-	    /* Fewer, larger checkpoints: each one runs inside a commit
-	     * that requests are waiting on. */
-	    exec_sql(s->db, "PRAGMA wal_autocheckpoint = 8192", err, errlen) == -1 ||
-	    migrate(s->db, err, errlen) == -1)
-		goto fail;
-	for (int i = 0; i < ST_COUNT; i++) {
-		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-		    &s->st[i], NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "preparing \"%s\": %s", stmt_sql[i],
-			    sqlite3_errmsg(s->db));
-			goto fail;
-		}
-	}
-	/* The seq counter survives pruning: AUTOINCREMENT keeps it here. */
-	if (sqlite3_prepare_v2(s->db, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence "
-	    "WHERE name = 'outcomes'), 0), coalesce((SELECT max(seq) FROM outcomes), 0))",
-	    -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(s->db));
-		goto fail;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		s->next_seq = sqlite3_column_int64(st, 0) + 1;
-	sqlite3_finalize(st);
-	if (s->next_seq < 1) {
+	if ((last = engine->last_seq(s->db)) < 0) {
 		snprintf(err, errlen, "cannot read the outcome counter");
 		goto fail;
 	}
-	atomic_store(&s->last_seq, s->next_seq - 1);
+	s->next_seq = last + 1;
+	atomic_store(&s->last_seq, last);
 	atomic_store(&s->last_ok, true);
 	atomic_store(&s->tick_ms, util_mono_ms());
 	return s;
@@ -313,325 +181,44 @@ fail:
 	return NULL;
 }
 
-/* Errors after which the transaction is lost, not just one statement. */
-static bool
-fatal_rc(int rc)
+struct store *
+store_open(const char *path, int synchronous, char *err, size_t errlen)
 {
-	switch (rc & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_FULL:
-	case SQLITE_IOERR:
-	case SQLITE_NOMEM:
-	case SQLITE_CORRUPT:
-	case SQLITE_CANTOPEN:
-	case SQLITE_READONLY:
-	case SQLITE_NOTADB:
-	case SQLITE_PROTOCOL:
-		return true;
-	default:
-		return false;
-	}
+	struct store_params params = { .synchronous = synchronous };
+
+	return store_open_engine(&store_sqlite_engine, path, &params, err, errlen);
 }
 
-/* Steps a statement that returns no row; resets it.  SQLite's rc. */
-static int
-run(struct store *s, enum stmt_id id)
-{
-	int rc = sqlite3_step(s->st[id]);
-
-	sqlite3_reset(s->st[id]);
-	sqlite3_clear_bindings(s->st[id]);
-	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-		return SQLITE_OK;
-	log_warnx("database: %s: %s", stmt_sql[id], sqlite3_errmsg(s->db));
-	return rc;
-}
-
-static void
-bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v == NULL)
-		sqlite3_bind_null(st, i);
-	else
-		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-}
-
-static void
-bind_int_opt(sqlite3_stmt *st, int i, bool has, int64_t v)
-{
-	if (has)
-		sqlite3_bind_int64(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static char *
-col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t != NULL ? strdup((const char *)t) : NULL;
-}
-
-int
-payment_from_row(sqlite3_stmt *st, int c, struct payment *p)
-{
-	memset(p, 0, sizeof(*p));
-	p->livemode = -1;
-#define COL(field, i) \
-	if (sqlite3_column_type(st, c + (i)) != SQLITE_NULL && \
-	    (p->field = col_dup(st, c + (i))) == NULL) goto fail;
-	COL(id, 0)
-	COL(terminal_id, 1)
-	COL(reference, 2)
-	COL(currency, 6)
-	COL(capture_method, 7)
-	COL(entry_method, 8)
-	COL(brand, 9)
-	COL(last4, 10)
-	COL(auth_code, 11)
-	COL(decline_code, 12)
-	COL(created_at, 14)
-#undef COL
-	p->status = pay_status_parse((const char *)sqlite3_column_text(st, c + 3));
-	if ((p->has_amount = sqlite3_column_type(st, c + 4) != SQLITE_NULL))
-		p->amount = sqlite3_column_int64(st, c + 4);
-	if ((p->has_amount_captured = sqlite3_column_type(st, c + 5) != SQLITE_NULL))
-		p->amount_captured = sqlite3_column_int64(st, c + 5);
-	if (sqlite3_column_type(st, c + 13) != SQLITE_NULL)
-		p->livemode = sqlite3_column_int(st, c + 13) != 0;
-	return 0;
-fail:
-	payment_release(p);
-	return -1;
-}
-
-static int
-insert_event(struct store *s, const struct store_ingest *in, const char *result,
-    const char *now)
-{
-	sqlite3_stmt *st = s->st[ST_EV_INSERT];
-	const struct vinr_event *ev = in->ev;
-
-	bind_text(st, 1, ev->id);
-	bind_text(st, 2, ev->type);
-	bind_text(st, 3, ev->pay.id);
-	bind_text(st, 4, pay_status_name(ev->pay.status));
-	bind_text(st, 5, in->source);
-	bind_text(st, 6, result);
-	bind_text(st, 7, now);
-	sqlite3_bind_text(st, 8, in->body, (int)in->bodylen, SQLITE_STATIC);
-	return run(s, ST_EV_INSERT);
-}
-
-/* Binds ?1 .. ?15 in the order of PAYMENT_COLS. */
-static void
-bind_payment(sqlite3_stmt *st, const struct payment *p, enum pay_status status)
-{
-	bind_text(st, 1, p->id);
-	bind_text(st, 2, p->terminal_id);
-	bind_text(st, 3, p->reference);
-	bind_text(st, 4, pay_status_name(status));
-	bind_int_opt(st, 5, p->has_amount, p->amount);
-	bind_int_opt(st, 6, p->has_amount_captured, p->amount_captured);
-	bind_text(st, 7, p->currency);
-	bind_text(st, 8, p->capture_method);
-	bind_text(st, 9, p->entry_method);
-	bind_text(st, 10, p->brand);
-	bind_text(st, 11, p->last4);
-	bind_text(st, 12, p->auth_code);
-	bind_text(st, 13, p->decline_code);
-	bind_int_opt(st, 14, p->livemode != -1, p->livemode);
-	bind_text(st, 15, p->created_at);
-}
-
-static int
-upsert_payment(struct store *s, const struct payment *p, const char *now,
-    const char *event_id)
-{
-	sqlite3_stmt *st = s->st[ST_PAY_UPSERT];
-
-	bind_payment(st, p, p->status);
-	bind_text(st, 16, now);
-	bind_text(st, 17, event_id);
-	return run(s, ST_PAY_UPSERT);
-}
-
-/* Loads a payment; cur->status stays PAY_NONE when it is unknown. */
-static int
-load_payment(struct store *s, const char *id, struct payment *cur)
-{
-	sqlite3_stmt *st = s->st[ST_PAY_GET];
-	int rc;
-
-	memset(cur, 0, sizeof(*cur));
-	cur->livemode = -1;
-	bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && payment_from_row(st, 0, cur) == -1)
-		rc = SQLITE_NOMEM;
-	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		rc = SQLITE_OK;
-	else
-		log_warnx("database: loading payment: %s", sqlite3_errmsg(s->db));
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
-}
-
-static const char *const decision_names[] = {
-	[PAY_TRANSITION] = "transition",
-	[PAY_STALE] = "stale",
-	[PAY_CONFLICT] = "conflict",
-};
-
-/* One event: dedupe, state machine, outcome.  Returns SQLite's rc. */
-static int
-ingest_run(struct store *s, struct store_ingest *in, const char *now)
-{
-	const struct vinr_event *ev = in->ev;
-	sqlite3_stmt *st = s->st[ST_EV_EXISTS];
-	struct payment cur;
-	enum pay_status prev = PAY_NONE;
-	const char *occurred;
-	char *json;
-	int rc, d;
-
-	in->decision = -1;
-	in->seq = 0;
-	bind_text(st, 1, ev->id);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW) {
-		in->result = INGEST_DUPLICATE;
-		return SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE)
-		return rc;
-
-	if (ev->ignore_reason != NULL) {
-		in->result = INGEST_IGNORED;
-		return insert_event(s, in, "ignored", now);
-	}
-	if ((rc = load_payment(s, ev->pay.id, &cur)) != SQLITE_OK)
-		return rc;
-	if ((d = payment_apply(&cur, &ev->pay, &prev)) == -1) {
-		payment_release(&cur);
-		return SQLITE_NOMEM;
-	}
-	if ((rc = insert_event(s, in, decision_names[d], now)) != SQLITE_OK)
-		goto out;
-	if (d == PAY_TRANSITION) {
-		if ((rc = upsert_payment(s, &cur, now, ev->id)) != SQLITE_OK)
-			goto out;
-		occurred = ev->pay.status_at != NULL ? ev->pay.status_at :
-		    ev->created_at != NULL ? ev->created_at : now;
-		json = payment_outcome_json(&cur, prev, s->next_seq, ev->id,
-		    in->source, occurred, now);
-		if (json == NULL) {
-			rc = SQLITE_NOMEM;
-			goto out;
-		}
-		st = s->st[ST_OUT_INSERT];
-		sqlite3_bind_int64(st, 1, s->next_seq);
-		bind_text(st, 2, cur.id);
-		bind_text(st, 3, pay_status_name(cur.status));
-		sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
-		bind_text(st, 5, now);
-		rc = run(s, ST_OUT_INSERT);
-		free(json);
-		if (rc != SQLITE_OK)
-			goto out;
-		in->seq = s->next_seq++;
-	}
-	in->result = INGEST_ACCEPTED;
-	in->decision = d;
-out:
-	payment_release(&cur);
-	return rc;
-}
-
-static int
-dead_run(struct store *s, struct job *j, const char *now)
-{
-	sqlite3_stmt *st = s->st[ST_DEAD_INSERT];
-	int rc;
-
-	bind_text(st, 1, j->u.dead.sink);
-	sqlite3_bind_int64(st, 2, j->u.dead.seq);
-	sqlite3_bind_int(st, 3, j->u.dead.attempts);
-	bind_text(st, 4, j->u.dead.error);
-	bind_text(st, 5, now);
-	if ((rc = run(s, ST_DEAD_INSERT)) != SQLITE_OK)
-		return rc;
-	st = s->st[ST_CUR_SET];
-	bind_text(st, 1, j->u.dead.sink);
-	sqlite3_bind_int64(st, 2, j->u.dead.seq);
-	return run(s, ST_CUR_SET);
-}
-
-static int
-track_run(struct store *s, struct job *j, const char *now)
-{
-	sqlite3_stmt *st = s->st[ST_TRACK];
-	int rc;
-
-	bind_payment(st, j->u.track.in, PAY_PENDING);
-	bind_text(st, 16, now);
-	if ((rc = run(s, ST_TRACK)) != SQLITE_OK)
-		return rc;
-	if (j->u.track.out == NULL)
-		return SQLITE_OK;
-	payment_release(j->u.track.out);
-	return load_payment(s, j->u.track.in->id, j->u.track.out);
-}
-
-/* ST_REPLAY or ST_DEAD_DELETE for (sink, seq). */
-static int
-dead_mark_run(struct store *s, struct job *j, enum stmt_id id)
-{
-	sqlite3_stmt *st = s->st[id];
-	int rc;
-
-	bind_text(st, 1, j->u.replay.sink);
-	sqlite3_bind_int64(st, 2, j->u.replay.seq);
-	if ((rc = run(s, id)) == SQLITE_OK)
-		j->u.replay.found = sqlite3_changes(s->db) > 0;
-	return rc;
-}
-
-static int
-rc_set_run(struct store *s, struct job *j)
-{
-	sqlite3_stmt *st = s->st[ST_RC_SET];
-
-	bind_text(st, 1, j->u.rc.payment_id);
-	sqlite3_bind_int(st, 2, j->u.rc.attempts);
-	bind_text(st, 3, j->u.rc.next_at);
-	bind_text(st, 4, j->u.rc.state);
-	return run(s, ST_RC_SET);
-}
-
+/* One job's work in the open transaction: 0, STORE_E_JOB or STORE_E_TXN. */
 static int
 job_run(struct store *s, struct job *j, const char *now)
 {
+	const struct store_engine *e = s->eng;
+	int rc;
+
 	switch (j->kind) {
 	case JOB_INGEST:
-		return ingest_run(s, j->u.ingest, now);
+		rc = e->ingest(s->db, j->u.ingest, now, s->next_seq);
+		if (rc == 0 && j->u.ingest->seq > 0)
+			s->next_seq = j->u.ingest->seq + 1;
+		return rc;
 	case JOB_DEAD:
-		return dead_run(s, j, now);
+		return e->dead_letter(s->db, j->u.dead.sink, j->u.dead.seq,
+		    j->u.dead.attempts, j->u.dead.error, now);
 	case JOB_TRACK:
-		return track_run(s, j, now);
+		return e->track(s->db, j->u.track.in, j->u.track.out, now);
 	case JOB_REPLAY:
-		return dead_mark_run(s, j, ST_REPLAY);
+		rc = e->replay_mark(s->db, j->u.replay.sink, j->u.replay.seq);
+		j->u.replay.found = rc > 0;
+		return rc < 0 ? rc : 0;
 	case JOB_DEAD_DELIVERED:
-		return dead_mark_run(s, j, ST_DEAD_DELETE);
+		rc = e->dead_delete(s->db, j->u.replay.sink, j->u.replay.seq);
+		return rc < 0 ? rc : 0;
 	case JOB_RC_SET:
-		return rc_set_run(s, j);
+		return e->rc_set(s->db, j->u.rc.payment_id, j->u.rc.attempts,
+		    j->u.rc.next_at, j->u.rc.state);
 	}
-	return SQLITE_MISUSE;
+	return STORE_E_JOB;
 }
 
 static void
@@ -672,62 +259,56 @@ job_result(const struct job *j)
  * it stays.  Returns 1 committed, 0 not, -1 run it again carefully.
  */
 static int
-writer_batch(struct store *s, struct job *batch, struct cursor *cur, int ncur,
-    bool careful)
+writer_batch(struct store *s, struct batch *b, bool careful)
 {
+	const struct store_engine *e = s->eng;
 	int64_t seq0 = s->next_seq;
 	char now[TS_LEN];
 	struct job *j;
-	int rc, n = 0;
+	int rc;
 
 	util_rfc3339(util_now_ms(), now);
-	if ((rc = run(s, ST_BEGIN)) != SQLITE_OK)
+	if ((rc = e->begin(s->db)) != 0)
 		goto abort;
-	for (j = batch; j != NULL; j = j->next) {
+	for (j = b->jobs; j != NULL; j = j->next) {
 		int64_t seq_before = s->next_seq;
 
-		if (careful && (rc = run(s, ST_SAVEPOINT)) != SQLITE_OK)
+		if (careful && (rc = e->savepoint(s->db)) != 0)
 			goto abort;
-		rc = job_run(s, j, now);
-		if (rc == SQLITE_OK) {
+		if ((rc = job_run(s, j, now)) == 0) {
 			j->rc = 0;
-			if (careful && (rc = run(s, ST_RELEASE)) != SQLITE_OK)
+			if (careful && (rc = e->release(s->db)) != 0)
 				goto abort;
 			continue;
 		}
-		if (fatal_rc(rc))
+		if (rc != STORE_E_JOB)
 			goto abort;
 		if (!careful) {
-			run(s, ST_ROLLBACK);
+			e->rollback(s->db);
 			s->next_seq = seq0;
 			return -1;
 		}
 		s->next_seq = seq_before;
 		job_fail(j);
-		if (run(s, ST_ROLLBACK_TO) != SQLITE_OK || run(s, ST_RELEASE) != SQLITE_OK)
+		if ((rc = e->savepoint_undo(s->db)) != 0)
 			goto abort;
 	}
-	for (int i = 0; i < ncur; i++) {
-		sqlite3_stmt *st = s->st[ST_CUR_SET];
-
-		bind_text(st, 1, cur[i].sink);
-		sqlite3_bind_int64(st, 2, cur[i].seq);
-		if ((rc = run(s, ST_CUR_SET)) != SQLITE_OK)
+	for (int i = 0; i < b->ncur; i++)
+		if ((rc = e->cursor_set(s->db, b->cur[i].sink, b->cur[i].seq)) != 0)
 			goto abort;
-	}
-	if ((rc = run(s, ST_COMMIT)) != SQLITE_OK)
+	if ((rc = e->commit(s->db)) != 0)
 		goto abort;
 	return 1;
 abort:
-	if (!sqlite3_get_autocommit(s->db))
-		run(s, ST_ROLLBACK);
+	e->rollback(s->db);
 	s->next_seq = seq0;
-	for (j = batch; j != NULL; j = j->next, n++)
+	for (j = b->jobs; j != NULL; j = j->next)
 		job_fail(j);
 	log_warnx("database: transaction not committed (%s): %d job(s) refused",
-	    sqlite3_errstr(rc), n);
+	    e->error(s->db), b->n);
 	return 0;
 }
+
 
 static void
 notify_listeners(struct store *s)
@@ -765,16 +346,15 @@ count_batch(struct store *s, struct job *batch, int n, int64_t us)
 
 /*
  * While the last commit failed, see on each idle tick whether the database
- * takes a write lock again, so that /healthz recovers without traffic.
+ * takes a write again, so that /healthz recovers without traffic.
  */
 static void
 writer_probe(struct store *s)
 {
-	if (run(s, ST_BEGIN) == SQLITE_OK && run(s, ST_ROLLBACK) == SQLITE_OK) {
+	if (s->eng->probe(s->db) == 0) {
 		atomic_store(&s->last_ok, true);
 		log_info("database: writable again");
-	} else if (!sqlite3_get_autocommit(s->db))
-		run(s, ST_ROLLBACK);
+	}
 }
 
 /*
@@ -785,9 +365,10 @@ writer_probe(struct store *s)
 static void
 writer_prune(struct store *s)
 {
+	const struct store_engine *e = s->eng;
 	char cutoff[TS_LEN];
 	int64_t delivered = s->next_seq - 1;
-	int changed = 0;
+	int changed;
 
 	/* Only what every sink configured now has delivered. */
 	pthread_mutex_lock(&s->mu);
@@ -796,21 +377,11 @@ writer_prune(struct store *s)
 			delivered = s->cursors[i].seq;
 	pthread_mutex_unlock(&s->mu);
 	util_rfc3339(util_now_ms() - (int64_t)s->retain_days * 86400000, cutoff);
-	if (run(s, ST_BEGIN) != SQLITE_OK)
+	if (e->begin(s->db) != 0)
 		return;
-	sqlite3_bind_int64(s->st[ST_PRUNE_OUTCOMES], 3, delivered);
-	for (enum stmt_id id = ST_PRUNE_EVENTS; id <= ST_PRUNE_OUTCOMES; id++) {
-		bind_text(s->st[id], 1, cutoff);
-		sqlite3_bind_int(s->st[id], 2, PRUNE_CHUNK);
-		if (run(s, id) != SQLITE_OK) {
-			run(s, ST_ROLLBACK);
-			return;
-		}
-		changed += sqlite3_changes(s->db);
-	}
-	if (run(s, ST_COMMIT) != SQLITE_OK) {
-		if (!sqlite3_get_autocommit(s->db))
-			run(s, ST_ROLLBACK);
+	if ((changed = e->prune(s->db, cutoff, delivered, PRUNE_CHUNK)) < 0 ||
+	    e->commit(s->db) != 0) {
+		e->rollback(s->db);
 		return;
 	}
 	if (changed > 0)
@@ -834,115 +405,152 @@ cursors_due(struct store *s)
 	return dirty && (s->stopping || util_mono_ms() - s->cursors_saved_ms >= 1000);
 }
 
+/*
+ * Under mu, with nothing to do: sleeps until work comes or the next second
+ * begins, then (without mu) probes or prunes if it is still idle.
+ */
+static void
+writer_idle(struct store *s)
+{
+	struct timespec ts;
+
+	util_deadline(&ts, 1000 - (util_mono_ms() - s->cursors_saved_ms) % 1000);
+	pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+	atomic_store(&s->tick_ms, util_mono_ms());
+	if (s->head != NULL || s->stopping)
+		return;
+	pthread_mutex_unlock(&s->mu);
+	if (!atomic_load(&s->last_ok))
+		writer_probe(s);
+	else if (s->retain_days > 0 && util_mono_ms() >= s->next_prune_ms)
+		writer_prune(s);
+	pthread_mutex_lock(&s->mu);
+}
+
+/* Under mu: takes the whole queue (up to MAX_BATCH) and the dirty cursors. */
+static void
+writer_take(struct store *s, struct batch *b)
+{
+	struct job *j;
+
+	b->jobs = s->head;
+	b->n = 0;
+	if (b->jobs != NULL) {
+		for (b->n = 1, j = b->jobs; j->next != NULL && b->n < MAX_BATCH; b->n++)
+			j = j->next;
+		s->head = j->next;
+		if (s->head == NULL)
+			s->tail = &s->head;
+		j->next = NULL;
+	}
+	b->ncur = 0;
+	for (int i = 0; i < s->ncursors; i++)
+		if (s->cursors[i].dirty) {
+			b->cur[b->ncur++] = s->cursors[i];
+			s->cursors[i].dirty = false;
+		}
+}
+
+/* Without mu: the batch's transaction, carefully again if it must be. */
+static void
+writer_run(struct store *s, struct batch *b)
+{
+	int64_t t0 = util_mono_ms();
+	int ok;
+
+	if ((ok = writer_batch(s, b, false)) == -1)
+		ok = writer_batch(s, b, true);
+	b->ok = ok == 1;
+	if (b->ok)
+		count_batch(s, b->jobs, b->n, (util_mono_ms() - t0) * 1000);
+}
+
+/*
+ * Under mu, after the transaction: records how it went, answers every job
+ * of the batch and wakes the listeners.  Drops mu while it calls the
+ * asynchronous jobs' done functions.
+ */
+static void
+writer_answer(struct store *s, struct batch *b)
+{
+	struct job *j, *next, *async = NULL;
+	struct timespec ts;
+	bool replayed = false;
+
+	atomic_store(&s->tick_ms, util_mono_ms());
+	atomic_store(&s->last_ok, b->ok);
+	if (b->ok && b->ncur > 0)
+		s->cursors_saved_ms = util_mono_ms();
+	if (!b->ok) {
+		/* Cursors not saved stay dirty, unless a newer value came. */
+		for (int c = 0; c < b->ncur; c++)
+			for (int i = 0; i < s->ncursors; i++)
+				if (strcmp(s->cursors[i].sink, b->cur[c].sink) == 0 &&
+				    !s->cursors[i].dirty)
+					s->cursors[i].dirty = true;
+	}
+	/*
+	 * Wake each blocking submitter on its own condition variable,
+	 * while mu is held: it cannot return (and its job vanish from
+	 * its stack) before we let go of mu, so read next first.
+	 * Asynchronous jobs are answered below, without mu.
+	 */
+	for (j = b->jobs; j != NULL; j = next) {
+		next = j->next;
+		replayed |= j->kind == JOB_REPLAY && job_result(j) == 0;
+		if (j->done_fn != NULL) {
+			j->next = async;
+			async = j;
+		} else {
+			j->done = true;
+			pthread_cond_signal(j->cv);
+		}
+	}
+	if (b->ok && s->next_seq - 1 != atomic_load(&s->last_seq)) {
+		atomic_store(&s->last_seq, s->next_seq - 1);
+		notify_listeners(s);
+	} else if (replayed)
+		notify_listeners(s);
+	if (async != NULL) {
+		pthread_mutex_unlock(&s->mu);
+		for (j = async; j != NULL; j = next) {
+			next = j->next;
+			j->done_fn(j->done_arg, job_result(j));
+			free(j);
+		}
+		pthread_mutex_lock(&s->mu);
+	}
+	if (!b->ok && s->head == NULL) {
+		/* Do not spin on a dead disk: let the next jobs wait a bit. */
+		util_deadline(&ts, 100);
+		pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+	}
+}
+
 static void *
 writer_main(void *arg)
 {
 	struct store *s = arg;
-	struct cursor cur[MAX_CURSORS];
-	struct job *batch, *j, *next, *async;
-	struct timespec ts;
-	int64_t t0;
-	int ncur, n = 0, ok;
-	bool replayed;
+	struct batch b;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		if (s->head == NULL && !cursors_due(s)) {
 			if (s->stopping)
 				break;
-			util_deadline(&ts, 1000 - (util_mono_ms() - s->cursors_saved_ms) % 1000);
-			pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
-			atomic_store(&s->tick_ms, util_mono_ms());
-			if (s->head != NULL || s->stopping)
-				continue;
-			pthread_mutex_unlock(&s->mu);
-			if (!atomic_load(&s->last_ok))
-				writer_probe(s);
-			else if (s->retain_days > 0 && util_mono_ms() >= s->next_prune_ms)
-				writer_prune(s);
-			pthread_mutex_lock(&s->mu);
+			writer_idle(s);
 			continue;
 		}
-		/* Take the whole queue (up to MAX_BATCH) and the dirty cursors. */
-		batch = s->head;
-		n = 0;
-		if (batch != NULL) {
-			for (n = 1, j = batch; j->next != NULL && n < MAX_BATCH; n++)
-				j = j->next;
-			s->head = j->next;
-			if (s->head == NULL)
-				s->tail = &s->head;
-			j->next = NULL;
-		}
-		ncur = 0;
-		for (int i = 0; i < s->ncursors; i++)
-			if (s->cursors[i].dirty) {
-				cur[ncur++] = s->cursors[i];
-				s->cursors[i].dirty = false;
-			}
+		writer_take(s, &b);
 		pthread_mutex_unlock(&s->mu);
-
-		t0 = util_mono_ms();
-		if ((ok = writer_batch(s, batch, cur, ncur, false)) == -1)
-			ok = writer_batch(s, batch, cur, ncur, true);
-		if (ok)
-			count_batch(s, batch, n, (util_mono_ms() - t0) * 1000);
-
+		writer_run(s, &b);
 		pthread_mutex_lock(&s->mu);
-		atomic_store(&s->tick_ms, util_mono_ms());
-		atomic_store(&s->last_ok, ok == 1);
-		if (ok && ncur > 0)
-			s->cursors_saved_ms = util_mono_ms();
-		if (!ok) {
-			/* Cursors not saved stay dirty, unless a newer value came. */
-			for (int c = 0; c < ncur; c++)
-				for (int i = 0; i < s->ncursors; i++)
-					if (strcmp(s->cursors[i].sink, cur[c].sink) == 0 &&
-					    !s->cursors[i].dirty)
-						s->cursors[i].dirty = true;
-		}
-		/*
-		 * Wake each blocking submitter on its own condition variable,
-		 * while mu is held: it cannot return (and its job vanish from
-		 * its stack) before we let go of mu, so read next first.
-		 * Asynchronous jobs are answered below, without mu.
-		 */
-		async = NULL;
-		replayed = false;
-		for (j = batch; j != NULL; j = next) {
-			next = j->next;
-			replayed |= j->kind == JOB_REPLAY && job_result(j) == 0;
-			if (j->done_fn != NULL) {
-				j->next = async;
-				async = j;
-			} else {
-				j->done = true;
-				pthread_cond_signal(j->cv);
-			}
-		}
-		if (ok && s->next_seq - 1 != atomic_load(&s->last_seq)) {
-			atomic_store(&s->last_seq, s->next_seq - 1);
-			notify_listeners(s);
-		} else if (replayed)
-			notify_listeners(s);
-		if (async != NULL) {
-			pthread_mutex_unlock(&s->mu);
-			for (j = async; j != NULL; j = next) {
-				next = j->next;
-				j->done_fn(j->done_arg, job_result(j));
-				free(j);
-			}
-			pthread_mutex_lock(&s->mu);
-		}
-		if (!ok && s->head == NULL) {
-			/* Do not spin on a dead disk: let the next jobs wait a bit. */
-			util_deadline(&ts, 100);
-			pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
-		}
+		writer_answer(s, &b);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
+
 
 int
 store_start(struct store *s)
@@ -1243,12 +851,11 @@ store_free(struct store *s)
 	if (s == NULL)
 		return;
 	store_stop(s);
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(s->st[i]);
 	if (s->db != NULL)
-		sqlite3_close(s->db);
+		s->eng->close(s->db);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->work_cv);
 	free(s->path);
 	free(s);
 }
+

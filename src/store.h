@@ -1,14 +1,17 @@
 /*
- * store.h - durable state in SQLite, written by one thread.
+ * store.h - durable state, written by one thread.
  *
  * DESIGN: one writer thread owns the only write connection.  Every change
- * (an ingested event, a sink's cursor, a dead letter, ...) is a job put on
- * its queue.  The writer takes every job waiting, runs them in one
- * transaction (each in its own savepoint), commits, and only then answers
- * them: a job's caller learns the result after COMMIT or not at all.  After a
- * commit that produced outcomes it wakes the listeners (sinks, control) by
- * writing to their eventfds; they read the outcomes with their own read
- * connections (store_read.h).  No connection is shared between threads.
+ * (an ingested event, a dead letter, a tracked payment, ...) is a job put on
+ * its queue; a sink's cursor is a value it saves along with the next batch.
+ * The writer takes every job waiting and runs them in one transaction,
+ * commits, and only then answers them: a job's caller learns the result
+ * after COMMIT or not at all.  If one job fails on its own, the batch is run
+ * again with each job in its own savepoint, so that the others still commit.
+ * After a commit that produced outcomes it wakes the listeners (sinks,
+ * control) by writing to their eventfds; they read the outcomes with their
+ * own read connections (store_read.h).  No connection is shared between
+ * threads.  The SQL lives in an engine (store_engine.h): SQLite today.
  */
 #ifndef VINR_STORE_H
 #define VINR_STORE_H
@@ -41,20 +44,35 @@ struct store_ingest {
 	int64_t			 seq;		/* the outcome's seq, 0 if none */
 };
 
+/* How to open the database ([storage] of the configuration). */
+struct store_params {
+	int		 synchronous;	/* SQLite: 2 full, 1 normal */
+};
+
+struct store_engine;
+
 /*
- * Opens (creating if needed) the database at path, applies the migrations of
- * sql/ that it lacks, and sets WAL and the synchronous level (2 full,
- * 1 normal).  Returns NULL with a message in err on failure.
+ * Opens the store on engine: connects to where (for SQLite, the database
+ * file, created if needed), applies the migrations it lacks and reads the
+ * seq counter.  The writer is not started.  Returns NULL with a message in
+ * err on failure.  store_free() it.
+ */
+struct store	*store_open_engine(const struct store_engine *engine, const char *where,
+		    const struct store_params *params, char *err, size_t errlen);
+/*
+ * store_open_engine() on SQLite: the database at path, in WAL mode with the
+ * synchronous level given (2 full, 1 normal).
  */
 struct store	*store_open(const char *path, int synchronous, char *err, size_t errlen);
 /* Starts the writer thread.  Returns 0 or -1. */
 int		 store_start(struct store *);
 /*
  * Stops the writer after it has committed every job already queued (and
- * every cursor already set).  Jobs submitted after this fail.
+ * every cursor already set).  Jobs submitted after this fail.  Frees
+ * nothing; NULL ok.
  */
 void		 store_stop(struct store *);
-/* Closes and frees; stops first if needed.  NULL ok. */
+/* Stops first if needed, then closes the connection and frees.  NULL ok. */
 void		 store_free(struct store *);
 
 /* Blocks until the event is committed (or could not be).  Thread-safe. */
@@ -170,7 +188,7 @@ int64_t		 store_last_seq(struct store *);
  */
 bool		 store_healthy(struct store *, const char **reason);
 
-/* The path it was opened with (for read connections). */
+/* Where it was opened (the path, for read connections). */
 const char	*store_path(struct store *);
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * store_int.h - what store.c and store_read.c share: the payment columns and
- * the code that turns a row into a struct payment.  Not for other modules.
+ * store_int.h - what the SQLite engine (store_sqlite.c, the writer's side)
+ * and store_read.c (the readers' side) share: the connection, the
+ * migrations, the payment columns and the code that turns a row into a
+ * struct payment.  Not for other modules: store.c knows no SQLite.
  */
 #ifndef VINR_STORE_INT_H
 #define VINR_STORE_INT_H

@@ -1,0 +1,701 @@
+/*
+ * store_sqlite.c - the SQLite engine of the writer (see store_engine.h).
+ *
+ * DESIGN: every line of SQL the writer runs, and every sqlite3 call it
+ * makes, is here: the connection and its pragmas, the migrations (sql/,
+ * embedded at build time), the prepared statements and the operations of
+ * struct store_engine.  One struct store_conn is one write connection; only
+ * the writer thread (store.c) uses it, one call at a time, so it needs no
+ * lock.  Readers open their own read-only connections (store_read.c) with
+ * store_connect(): WAL lets them read while the writer writes.  SQLite's
+ * result codes stop here: code() turns them into 0, STORE_E_JOB or
+ * STORE_E_TXN, and the statement that failed is logged where it failed.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store_engine.h"
+#include "store_int.h"
+#include "util.h"
+
+#define BUSY_TIMEOUT_MS	5000	/* SPEC §1.4: the write lock within 5 s */
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
+	ST_EV_EXISTS, ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
+	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
+	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT job",
+	[ST_RELEASE] = "RELEASE job",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO job",
+	[ST_EV_EXISTS] = "SELECT 1 FROM events WHERE id = ?1",
+	[ST_EV_INSERT] = "INSERT INTO events (id, type, payment_id, status, source, "
+	    "result, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_PAY_GET] = "SELECT " PAYMENT_COLS " FROM payments WHERE id = ?1",
+	[ST_PAY_UPSERT] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, "
+	    "last_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+	    "?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO UPDATE SET "
+	    "terminal_id = ?2, reference = ?3, status = ?4, amount = ?5, "
+	    "amount_captured = ?6, currency = ?7, capture_method = ?8, "
+	    "entry_method = ?9, brand = ?10, last4 = ?11, auth_code = ?12, "
+	    "decline_code = ?13, livemode = ?14, created_at = ?15, updated_at = ?16, "
+	    "last_event_id = ?17, rc_attempts = 0, rc_next_at = NULL, rc_state = 'idle'",
+	[ST_OUT_INSERT] = "INSERT INTO outcomes (seq, payment_id, status, json, "
+	    "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_CUR_SET] = "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) "
+	    "ON CONFLICT (sink) DO UPDATE SET seq = max(seq, ?2)",
+	[ST_DEAD_INSERT] = "INSERT INTO dead_letters (sink, seq, attempts, last_error, at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sink, seq) DO UPDATE SET "
+	    "attempts = ?3, last_error = ?4, at = ?5, replay = 0",
+	/*
+	 * Binds like ST_PAY_UPSERT (?4 is 'pending').  A known payment keeps
+	 * what it has: unqualified names in DO UPDATE are the stored row.
+	 */
+	[ST_TRACK] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, tracked) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+	    "?15, ?16, 1) ON CONFLICT (id) DO UPDATE SET "
+	    "terminal_id = coalesce(terminal_id, ?2), reference = coalesce(reference, ?3), "
+	    "amount = coalesce(amount, ?5), amount_captured = coalesce(amount_captured, ?6), "
+	    "currency = coalesce(currency, ?7), capture_method = coalesce(capture_method, ?8), "
+	    "entry_method = coalesce(entry_method, ?9), brand = coalesce(brand, ?10), "
+	    "last4 = coalesce(last4, ?11), auth_code = coalesce(auth_code, ?12), "
+	    "decline_code = coalesce(decline_code, ?13), livemode = coalesce(livemode, ?14), "
+	    "created_at = coalesce(created_at, ?15), tracked = 1",
+	[ST_REPLAY] = "UPDATE dead_letters SET replay = 1 WHERE sink = ?1 AND seq = ?2",
+	[ST_DEAD_DELETE] = "DELETE FROM dead_letters WHERE sink = ?1 AND seq = ?2",
+	[ST_RC_SET] = "UPDATE payments SET rc_attempts = ?2, rc_next_at = ?3, "
+	    "rc_state = ?4 WHERE id = ?1",
+	/* Retention, in chunks so that a big backlog never makes one huge
+	 * transaction.  Outcomes go only once every sink is past them. */
+	[ST_PRUNE_EVENTS] = "DELETE FROM events WHERE rowid IN (SELECT rowid FROM "
+	    "(SELECT rowid, received_at FROM events ORDER BY rowid LIMIT ?2) "
+	    "WHERE received_at < ?1)",
+	[ST_PRUNE_OUTCOMES] = "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM "
+	    "(SELECT seq, recorded_at FROM outcomes ORDER BY seq LIMIT ?2) "
+	    "WHERE recorded_at < ?1 AND seq <= ?3)",
+};
+
+struct store_conn {
+	sqlite3		*db;
+	sqlite3_stmt	*st[ST_COUNT];
+	int		 last_rc;	/* of the last error, for error() */
+};
+
+sqlite3 *
+store_connect(const char *path, int flags, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(db, 1);
+	return db;
+}
+
+static int
+exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg != NULL ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int version = 0;
+	char buf[64];
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > sql_nmigrations) {
+		snprintf(err, errlen, "database schema version %d is newer than this "
+		    "program knows (%d)", version, sql_nmigrations);
+		return -1;
+	}
+	for (int v = version; v < sql_nmigrations; v++) {
+		if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) == -1)
+			return -1;
+		snprintf(buf, sizeof(buf), "PRAGMA user_version = %d", v + 1);
+		if (exec_sql(db, sql_migrations[v], err, errlen) == -1 ||
+		    exec_sql(db, buf, err, errlen) == -1) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		if (exec_sql(db, "COMMIT", err, errlen) == -1) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		log_info("database migrated to schema version %d", v + 1);
+	}
+	return 0;
+}
+
+/* Errors after which the transaction is lost, not just one statement. */
+static bool
+fatal_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_NOMEM:
+	case SQLITE_CORRUPT:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_NOTADB:
+	case SQLITE_PROTOCOL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* What crosses the seam: 0, STORE_E_JOB or STORE_E_TXN. */
+static int
+code(struct store_conn *c, int rc)
+{
+	if (rc == SQLITE_OK)
+		return 0;
+	c->last_rc = rc;
+	return fatal_rc(rc) ? STORE_E_TXN : STORE_E_JOB;
+}
+
+/* Steps a statement that returns no row; resets it.  SQLite's rc. */
+static int
+run(struct store_conn *c, enum stmt_id id)
+{
+	int rc = sqlite3_step(c->st[id]);
+
+	sqlite3_reset(c->st[id]);
+	sqlite3_clear_bindings(c->st[id]);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return SQLITE_OK;
+	log_warnx("database: %s: %s", stmt_sql[id], sqlite3_errmsg(c->db));
+	return rc;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void
+bind_int_opt(sqlite3_stmt *st, int i, bool has, int64_t v)
+{
+	if (has)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t != NULL ? strdup((const char *)t) : NULL;
+}
+
+int
+payment_from_row(sqlite3_stmt *st, int c, struct payment *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->livemode = -1;
+#define COL(field, i) \
+	if (sqlite3_column_type(st, c + (i)) != SQLITE_NULL && \
+	    (p->field = col_dup(st, c + (i))) == NULL) goto fail;
+	COL(id, 0)
+	COL(terminal_id, 1)
+	COL(reference, 2)
+	COL(currency, 6)
+	COL(capture_method, 7)
+	COL(entry_method, 8)
+	COL(brand, 9)
+	COL(last4, 10)
+	COL(auth_code, 11)
+	COL(decline_code, 12)
+	COL(created_at, 14)
+#undef COL
+	p->status = pay_status_parse((const char *)sqlite3_column_text(st, c + 3));
+	if ((p->has_amount = sqlite3_column_type(st, c + 4) != SQLITE_NULL))
+		p->amount = sqlite3_column_int64(st, c + 4);
+	if ((p->has_amount_captured = sqlite3_column_type(st, c + 5) != SQLITE_NULL))
+		p->amount_captured = sqlite3_column_int64(st, c + 5);
+	if (sqlite3_column_type(st, c + 13) != SQLITE_NULL)
+		p->livemode = sqlite3_column_int(st, c + 13) != 0;
+	return 0;
+fail:
+	payment_release(p);
+	return -1;
+}
+
+static int
+insert_event(struct store_conn *c, const struct store_ingest *in, const char *result,
+    const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_EV_INSERT];
+	const struct vinr_event *ev = in->ev;
+
+	bind_text(st, 1, ev->id);
+	bind_text(st, 2, ev->type);
+	bind_text(st, 3, ev->pay.id);
+	bind_text(st, 4, pay_status_name(ev->pay.status));
+	bind_text(st, 5, in->source);
+	bind_text(st, 6, result);
+	bind_text(st, 7, now);
+	sqlite3_bind_text(st, 8, in->body, (int)in->bodylen, SQLITE_STATIC);
+	return run(c, ST_EV_INSERT);
+}
+
+/* Binds ?1 .. ?15 in the order of PAYMENT_COLS. */
+static void
+bind_payment(sqlite3_stmt *st, const struct payment *p, enum pay_status status)
+{
+	bind_text(st, 1, p->id);
+	bind_text(st, 2, p->terminal_id);
+	bind_text(st, 3, p->reference);
+	bind_text(st, 4, pay_status_name(status));
+	bind_int_opt(st, 5, p->has_amount, p->amount);
+	bind_int_opt(st, 6, p->has_amount_captured, p->amount_captured);
+	bind_text(st, 7, p->currency);
+	bind_text(st, 8, p->capture_method);
+	bind_text(st, 9, p->entry_method);
+	bind_text(st, 10, p->brand);
+	bind_text(st, 11, p->last4);
+	bind_text(st, 12, p->auth_code);
+	bind_text(st, 13, p->decline_code);
+	bind_int_opt(st, 14, p->livemode != -1, p->livemode);
+	bind_text(st, 15, p->created_at);
+}
+
+static int
+upsert_payment(struct store_conn *c, const struct payment *p, const char *now,
+    const char *event_id)
+{
+	sqlite3_stmt *st = c->st[ST_PAY_UPSERT];
+
+	bind_payment(st, p, p->status);
+	bind_text(st, 16, now);
+	bind_text(st, 17, event_id);
+	return run(c, ST_PAY_UPSERT);
+}
+
+/* Loads a payment; cur->status stays PAY_NONE when it is unknown. */
+static int
+load_payment(struct store_conn *c, const char *id, struct payment *cur)
+{
+	sqlite3_stmt *st = c->st[ST_PAY_GET];
+	int rc;
+
+	memset(cur, 0, sizeof(*cur));
+	cur->livemode = -1;
+	bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && payment_from_row(st, 0, cur) == -1)
+		rc = SQLITE_NOMEM;
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	else
+		log_warnx("database: loading payment: %s", sqlite3_errmsg(c->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int
+insert_outcome(struct store_conn *c, const struct payment *p, int64_t seq,
+    const char *json, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_OUT_INSERT];
+
+	sqlite3_bind_int64(st, 1, seq);
+	bind_text(st, 2, p->id);
+	bind_text(st, 3, pay_status_name(p->status));
+	sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
+	bind_text(st, 5, now);
+	return run(c, ST_OUT_INSERT);
+}
+
+/* SQLITE_OK with *seen, or SQLite's rc. */
+static int
+event_seen(struct store_conn *c, const char *id, bool *seen)
+{
+	sqlite3_stmt *st = c->st[ST_EV_EXISTS];
+	int rc;
+
+	bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	*seen = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static const char *const decision_names[] = {
+	[PAY_TRANSITION] = "transition",
+	[PAY_STALE] = "stale",
+	[PAY_CONFLICT] = "conflict",
+};
+
+/* One event: dedupe, state machine, outcome.  Returns SQLite's rc. */
+static int
+ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
+    int64_t seq)
+{
+	const struct vinr_event *ev = in->ev;
+	struct payment cur;
+	enum pay_status prev = PAY_NONE;
+	const char *occurred;
+	char *json;
+	bool seen;
+	int rc, d;
+
+	in->decision = -1;
+	in->seq = 0;
+	if ((rc = event_seen(c, ev->id, &seen)) != SQLITE_OK)
+		return rc;
+	if (seen) {
+		in->result = INGEST_DUPLICATE;
+		return SQLITE_OK;
+	}
+	if (ev->ignore_reason != NULL) {
+		in->result = INGEST_IGNORED;
+		return insert_event(c, in, "ignored", now);
+	}
+	if ((rc = load_payment(c, ev->pay.id, &cur)) != SQLITE_OK)
+		return rc;
+	if ((d = payment_apply(&cur, &ev->pay, &prev)) == -1) {
+		payment_release(&cur);
+		return SQLITE_NOMEM;
+	}
+	if ((rc = insert_event(c, in, decision_names[d], now)) != SQLITE_OK)
+		goto out;
+	if (d == PAY_TRANSITION) {
+		if ((rc = upsert_payment(c, &cur, now, ev->id)) != SQLITE_OK)
+			goto out;
+		occurred = ev->pay.status_at != NULL ? ev->pay.status_at :
+		    ev->created_at != NULL ? ev->created_at : now;
+		json = payment_outcome_json(&cur, prev, seq, ev->id, in->source,
+		    occurred, now);
+		if (json == NULL) {
+			rc = SQLITE_NOMEM;
+			goto out;
+		}
+		rc = insert_outcome(c, &cur, seq, json, now);
+		free(json);
+		if (rc != SQLITE_OK)
+			goto out;
+		in->seq = seq;
+	}
+	in->result = INGEST_ACCEPTED;
+	in->decision = d;
+out:
+	payment_release(&cur);
+	return rc;
+}
+
+static int
+store_sqlite_ingest(struct store_conn *c, struct store_ingest *in, const char *now,
+    int64_t seq)
+{
+	return code(c, ingest_run(c, in, now, seq));
+}
+
+static int
+store_sqlite_cursor_set(struct store_conn *c, const char *sink, int64_t seq)
+{
+	sqlite3_stmt *st = c->st[ST_CUR_SET];
+
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, seq);
+	return code(c, run(c, ST_CUR_SET));
+}
+
+static int
+store_sqlite_dead_letter(struct store_conn *c, const char *sink, int64_t seq,
+    int attempts, const char *last_error, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_DEAD_INSERT];
+	int rc;
+
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, seq);
+	sqlite3_bind_int(st, 3, attempts);
+	bind_text(st, 4, last_error);
+	bind_text(st, 5, now);
+	if ((rc = run(c, ST_DEAD_INSERT)) != SQLITE_OK)
+		return code(c, rc);
+	return store_sqlite_cursor_set(c, sink, seq);
+}
+
+static int
+store_sqlite_track(struct store_conn *c, const struct payment *in,
+    struct payment *out, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_TRACK];
+	int rc;
+
+	bind_payment(st, in, PAY_PENDING);
+	bind_text(st, 16, now);
+	if ((rc = run(c, ST_TRACK)) != SQLITE_OK)
+		return code(c, rc);
+	if (out == NULL)
+		return 0;
+	payment_release(out);
+	return code(c, load_payment(c, in->id, out));
+}
+
+/* ST_REPLAY or ST_DEAD_DELETE for (sink, seq): the rows changed, or an error. */
+static int
+dead_mark(struct store_conn *c, enum stmt_id id, const char *sink, int64_t seq)
+{
+	sqlite3_stmt *st = c->st[id];
+	int rc;
+
+	bind_text(st, 1, sink);
+	sqlite3_bind_int64(st, 2, seq);
+	if ((rc = run(c, id)) != SQLITE_OK)
+		return code(c, rc);
+	return sqlite3_changes(c->db);
+}
+
+static int
+store_sqlite_replay_mark(struct store_conn *c, const char *sink, int64_t seq)
+{
+	return dead_mark(c, ST_REPLAY, sink, seq);
+}
+
+static int
+store_sqlite_dead_delete(struct store_conn *c, const char *sink, int64_t seq)
+{
+	return dead_mark(c, ST_DEAD_DELETE, sink, seq);
+}
+
+static int
+store_sqlite_rc_set(struct store_conn *c, const char *payment_id, int attempts,
+    const char *next_at, const char *state)
+{
+	sqlite3_stmt *st = c->st[ST_RC_SET];
+
+	bind_text(st, 1, payment_id);
+	sqlite3_bind_int(st, 2, attempts);
+	bind_text(st, 3, next_at);
+	bind_text(st, 4, state);
+	return code(c, run(c, ST_RC_SET));
+}
+
+static int
+store_sqlite_prune(struct store_conn *c, const char *cutoff, int64_t delivered,
+    int chunk)
+{
+	int rc, changed = 0;
+
+	sqlite3_bind_int64(c->st[ST_PRUNE_OUTCOMES], 3, delivered);
+	for (enum stmt_id id = ST_PRUNE_EVENTS; id <= ST_PRUNE_OUTCOMES; id++) {
+		bind_text(c->st[id], 1, cutoff);
+		sqlite3_bind_int(c->st[id], 2, chunk);
+		if ((rc = run(c, id)) != SQLITE_OK)
+			return code(c, rc);
+		changed += sqlite3_changes(c->db);
+	}
+	return changed;
+}
+
+static int
+store_sqlite_begin(struct store_conn *c)
+{
+	return code(c, run(c, ST_BEGIN));
+}
+
+static int
+store_sqlite_commit(struct store_conn *c)
+{
+	return code(c, run(c, ST_COMMIT));
+}
+
+static int
+store_sqlite_rollback(struct store_conn *c)
+{
+	int rc;
+
+	if (sqlite3_get_autocommit(c->db) || (rc = run(c, ST_ROLLBACK)) == SQLITE_OK)
+		return 0;
+	c->last_rc = rc;
+	return STORE_E_TXN;
+}
+
+static int
+store_sqlite_savepoint(struct store_conn *c)
+{
+	return code(c, run(c, ST_SAVEPOINT));
+}
+
+static int
+store_sqlite_release(struct store_conn *c)
+{
+	return code(c, run(c, ST_RELEASE));
+}
+
+static int
+store_sqlite_savepoint_undo(struct store_conn *c)
+{
+	int rc;
+
+	if ((rc = run(c, ST_ROLLBACK_TO)) == SQLITE_OK)
+		rc = run(c, ST_RELEASE);
+	return code(c, rc);
+}
+
+/* Whether the write lock can be taken: an empty write transaction. */
+static int
+store_sqlite_probe(struct store_conn *c)
+{
+	int rc;
+
+	if ((rc = run(c, ST_BEGIN)) == SQLITE_OK)
+		rc = run(c, ST_ROLLBACK);
+	if (!sqlite3_get_autocommit(c->db))
+		run(c, ST_ROLLBACK);
+	return code(c, rc);
+}
+
+static const char *
+store_sqlite_error(struct store_conn *c)
+{
+	return sqlite3_errstr(c->last_rc);
+}
+
+static void
+store_sqlite_close(struct store_conn *c)
+{
+	if (c == NULL)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(c->st[i]);
+	if (c->db != NULL)
+		sqlite3_close(c->db);
+	free(c);
+}
+
+static struct store_conn *
+store_sqlite_open(const char *path, const struct store_params *params, char *err,
+    size_t errlen)
+{
+	struct store_conn *c;
+	char pragma[64];
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((c->db = store_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	    err, errlen)) == NULL)
+		goto fail;
+	/*
+	 * WAL lets readers (sinks, control, an operator's sqlite3 shell) read
+	 * while we write.  Never exclusive locking mode: SPEC §1.4.
+	 */
+	snprintf(pragma, sizeof(pragma), "PRAGMA synchronous = %d",
+	    params->synchronous);
+	if (exec_sql(c->db, "PRAGMA journal_mode = WAL", err, errlen) == -1 ||
+	    exec_sql(c->db, pragma, err, errlen) == -1 ||
+	    exec_sql(c->db, "PRAGMA foreign_keys = OFF", err, errlen) == -1 ||
+	    /* Savepoint journals stay in memory, not in temp files. */
+	    exec_sql(c->db, "PRAGMA temp_store = MEMORY", err, errlen) == -1 ||
+	    /* Fewer, larger checkpoints: each one runs inside a commit
+	     * that requests are waiting on. */
+	    exec_sql(c->db, "PRAGMA wal_autocheckpoint = 8192", err, errlen) == -1 ||
+	    migrate(c->db, err, errlen) == -1)
+		goto fail;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &c->st[i], NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "preparing \"%s\": %s", stmt_sql[i],
+			    sqlite3_errmsg(c->db));
+			goto fail;
+		}
+	}
+	return c;
+fail:
+	store_sqlite_close(c);
+	return NULL;
+}
+
+/* The seq counter survives pruning: AUTOINCREMENT keeps it in sqlite_sequence. */
+static int64_t
+store_sqlite_last_seq(struct store_conn *c)
+{
+	sqlite3_stmt *st;
+	int64_t seq = -1;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence "
+	    "WHERE name = 'outcomes'), 0), coalesce((SELECT max(seq) FROM outcomes), 0))",
+	    -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("database: reading the outcome counter: %s",
+		    sqlite3_errmsg(c->db));
+		return -1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seq = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return seq;
+}
+
+const struct store_engine store_sqlite_engine = {
+	.name = "sqlite",
+	.open = store_sqlite_open,
+	.close = store_sqlite_close,
+	.last_seq = store_sqlite_last_seq,
+	.error = store_sqlite_error,
+	.begin = store_sqlite_begin,
+	.commit = store_sqlite_commit,
+	.rollback = store_sqlite_rollback,
+	.savepoint = store_sqlite_savepoint,
+	.release = store_sqlite_release,
+	.savepoint_undo = store_sqlite_savepoint_undo,
+	.ingest = store_sqlite_ingest,
+	.track = store_sqlite_track,
+	.cursor_set = store_sqlite_cursor_set,
+	.dead_letter = store_sqlite_dead_letter,
+	.replay_mark = store_sqlite_replay_mark,
+	.dead_delete = store_sqlite_dead_delete,
+	.rc_set = store_sqlite_rc_set,
+	.prune = store_sqlite_prune,
+	.probe = store_sqlite_probe,
+};
