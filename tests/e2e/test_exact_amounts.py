@@ -112,12 +112,13 @@ def test_exact_amounts_everywhere(make_daemon, tmp_path):
 
     # the hook: its variable and its stdin, byte for byte the stored line
     env_path = os.path.join(hookdir, "env.%d" % seq)
-    wait_for(lambda: os.path.exists(env_path), what="the hook's run")
+    stdin_path = os.path.join(hookdir, "stdin.%d" % seq)   # the hook writes it last
+    wait_for(lambda: os.path.exists(stdin_path), what="the hook's run")
     with open(env_path) as f:
         env = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
     assert env["VINR_AMOUNT"] == str(BIG)
     assert env["VINR_SEQ"] == str(seq)
-    with open(os.path.join(hookdir, "stdin.%d" % seq), "rb") as f:
+    with open(stdin_path, "rb") as f:
         assert f.read().rstrip(b"\n") == stored.encode()
     assert daemon.stop() == 0
 
