@@ -106,7 +106,7 @@ fuzz: deps
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_GNU_SOURCE -DFUZZING -g -O1 -Isrc $$(pkg-config --cflags libcjson) \
 	    -fsanitize=fuzzer,address,undefined -o build/fuzz/fuzz_webhook \
-	    tests/fuzz/fuzz_webhook.c src/signature.c src/event.c src/payment.c \
+	    tests/fuzz/fuzz_webhook.c src/signature.c src/event.c src/payment.c src/jsonnum.c \
 	    $$(pkg-config --libs libcjson openssl)
 	build/fuzz/fuzz_webhook -max_total_time=$(FUZZ_SECONDS) -max_len=8192 tests/fuzz/corpus
 

@@ -5,7 +5,6 @@
  * treated as absent rather than refusing the event, because a 4xx only makes
  * VINR retry for days a delivery that will never get better.
  */
-#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "event.h"
+#include "jsonnum.h"
 
 static char *
 dup_string(const cJSON *o, const char *key)
@@ -23,22 +23,6 @@ dup_string(const cJSON *o, const char *key)
 	if (!cJSON_IsString(v) || v->valuestring == NULL)
 		return NULL;
 	return strdup(v->valuestring);
-}
-
-/* Integers only: 12.5 or 1e300 is no amount in minor units. */
-static bool
-get_int(const cJSON *o, const char *key, int64_t *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	double d;
-
-	if (!cJSON_IsNumber(v))
-		return false;
-	d = v->valuedouble;
-	if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
-		return false;
-	*out = (int64_t)d;
-	return true;
 }
 
 static const char *
@@ -58,37 +42,40 @@ status_time_key(enum pay_status s)
 	}
 }
 
-/* Fills pay from a payment object; returns 0 or -1 (allocation). */
+/*
+ * Fills p from a payment object, the fields the table reads from VINR's
+ * object (pay_fields[].vinr_key).  Integers are read exactly from the body
+ * (jsonnum.h): an amount must be an integer within int64, so 12.5 or 1e300
+ * is no amount in minor units and counts as absent.  Returns 0 or -1
+ * (allocation).
+ */
 static int
-parse_payment(const cJSON *obj, int livemode, struct payment *p)
+parse_payment(const char *body, size_t len, const cJSON *root, const cJSON *obj,
+    int livemode, struct payment *p)
 {
-	const cJSON *st = cJSON_GetObjectItemCaseSensitive(obj, "status");
+	const cJSON *v;
 	const char *tk;
+	int64_t n;
 
-	memset(p, 0, sizeof(*p));
+	payment_init(p);
 	p->livemode = livemode;
-	p->status = cJSON_IsString(st) ? pay_status_parse(st->valuestring) : PAY_NONE;
-#define S(field, key) \
-	if (cJSON_HasObjectItem(obj, key) && (p->field = dup_string(obj, key)) == NULL && \
-	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, key))) goto fail;
-	S(id, "id")
-	S(terminal_id, "terminalId")
-	S(reference, "reference")
-	S(currency, "currency")
-	S(capture_method, "captureMethod")
-	S(entry_method, "entryMethod")
-	S(brand, "brand")
-	S(last4, "last4")
-	S(auth_code, "authCode")
-	S(decline_code, "declineCode")
-	S(created_at, "createdAt")
-#undef S
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (pay_fields[i].vinr_key == NULL)
+			continue;
+		v = cJSON_GetObjectItemCaseSensitive(obj, pay_fields[i].vinr_key);
+		if (pay_field_is_text(i)) {
+			if (cJSON_IsString(v) && pay_field_set_text(p, i, v->valuestring) == -1)
+				goto fail;
+		} else if (pay_fields[i].type == PAY_FT_BOOL) {
+			if (cJSON_IsBool(v))
+				pay_field_set_int(p, i, true, cJSON_IsTrue(v));
+		} else if (jsonnum_value(body, len, root, v, &n) == JSONNUM_OK)
+			pay_field_set_int(p, i, true, n);
+	}
 	if ((tk = status_time_key(p->status)) != NULL && cJSON_HasObjectItem(obj, tk) &&
 	    (p->status_at = dup_string(obj, tk)) == NULL &&
 	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, tk)))
 		goto fail;
-	p->has_amount = get_int(obj, "amount", &p->amount);
-	p->has_amount_captured = get_int(obj, "amountCaptured", &p->amount_captured);
 	return 0;
 fail:
 	payment_release(p);
@@ -105,6 +92,7 @@ event_parse(const char *body, size_t len, const char *fallback_id, struct vinr_e
 	const char *end = NULL;
 
 	memset(ev, 0, sizeof(*ev));
+	payment_init(&ev->pay);
 	if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
 		return EVENT_INVALID_JSON;
 	/* One JSON value and nothing after it but whitespace. */
@@ -137,7 +125,7 @@ event_parse(const char *body, size_t len, const char *fallback_id, struct vinr_e
 	else if (!cJSON_IsObject(obj))
 		ev->ignore_reason = "no data.object";
 	else {
-		if (parse_payment(obj, livemode, &ev->pay) == -1)
+		if (parse_payment(body, len, root, obj, livemode, &ev->pay) == -1)
 			goto fail;
 		if (ev->pay.id == NULL || ev->pay.id[0] == '\0')
 			ev->ignore_reason = "no data.object.id";
@@ -162,5 +150,5 @@ event_release(struct vinr_event *ev)
 	free(ev->created_at);
 	payment_release(&ev->pay);
 	memset(ev, 0, sizeof(*ev));
-	ev->pay.livemode = -1;
+	payment_init(&ev->pay);
 }

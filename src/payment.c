@@ -1,5 +1,6 @@
 /*
- * payment.c - the state machine of SPEC §2 and the outcome line.
+ * payment.c - the payment's field table, the state machine of SPEC §2 and
+ * the outcome line.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsonnum.h"
 #include "payment.h"
 
 static const char *const status_names[] = {
@@ -69,53 +71,184 @@ pay_status_is_outcome(enum pay_status s)
 	return pay_status_rank(s) >= 3;
 }
 
-/* Replaces *dst by a copy of src when src is known; keeps *dst otherwise. */
-static int
-merge_str(char **dst, const char *src)
-{
-	char *c;
+#define OFF(f)		offsetof(struct payment, f)
 
-	if (src == NULL)
+/* The hook's variables are SPEC §3's; createdAt is not in the outcome line. */
+const struct pay_field pay_fields[PAY_NFIELDS] = {
+	/* key, vinr_key, column, type, off, has_off, env, outcome */
+	[PF_ID] = { "paymentId", "id", "id", PAY_FT_TEXT, OFF(id), 0,
+	    "VINR_PAYMENT_ID", true },
+	[PF_TERMINAL_ID] = { "terminalId", "terminalId", "terminal_id", PAY_FT_TEXT,
+	    OFF(terminal_id), 0, "VINR_TERMINAL_ID", true },
+	[PF_REFERENCE] = { "reference", "reference", "reference", PAY_FT_TEXT,
+	    OFF(reference), 0, "VINR_REFERENCE", true },
+	[PF_STATUS] = { "status", "status", "status", PAY_FT_STATUS, OFF(status), 0,
+	    "VINR_STATUS", true },
+	[PF_AMOUNT] = { "amount", "amount", "amount", PAY_FT_INT64, OFF(amount),
+	    OFF(has_amount), "VINR_AMOUNT", true },
+	[PF_AMOUNT_CAPTURED] = { "amountCaptured", "amountCaptured", "amount_captured",
+	    PAY_FT_INT64, OFF(amount_captured), OFF(has_amount_captured), NULL, true },
+	[PF_CURRENCY] = { "currency", "currency", "currency", PAY_FT_TEXT,
+	    OFF(currency), 0, "VINR_CURRENCY", true },
+	[PF_CAPTURE_METHOD] = { "captureMethod", "captureMethod", "capture_method",
+	    PAY_FT_TEXT, OFF(capture_method), 0, NULL, true },
+	[PF_ENTRY_METHOD] = { "entryMethod", "entryMethod", "entry_method",
+	    PAY_FT_TEXT, OFF(entry_method), 0, NULL, true },
+	[PF_BRAND] = { "brand", "brand", "brand", PAY_FT_TEXT, OFF(brand), 0, NULL,
+	    true },
+	[PF_LAST4] = { "last4", "last4", "last4", PAY_FT_TEXT, OFF(last4), 0, NULL,
+	    true },
+	[PF_AUTH_CODE] = { "authCode", "authCode", "auth_code", PAY_FT_TEXT,
+	    OFF(auth_code), 0, NULL, true },
+	[PF_DECLINE_CODE] = { "declineCode", "declineCode", "decline_code",
+	    PAY_FT_TEXT, OFF(decline_code), 0, "VINR_DECLINE_CODE", true },
+	/* The event's envelope carries livemode, not its payment object. */
+	[PF_LIVEMODE] = { "livemode", NULL, "livemode", PAY_FT_BOOL, OFF(livemode), 0,
+	    NULL, true },
+	[PF_CREATED_AT] = { "createdAt", "createdAt", "created_at", PAY_FT_TEXT,
+	    OFF(created_at), 0, NULL, false },
+};
+
+/* The members a field's offsets name, by type. */
+static char **
+text_at(struct payment *p, enum pay_field_id i)
+{
+	return (char **)(void *)((char *)p + pay_fields[i].off);
+}
+
+static char *const *
+ctext_at(const struct payment *p, enum pay_field_id i)
+{
+	return (char *const *)(const void *)((const char *)p + pay_fields[i].off);
+}
+
+bool
+pay_field_is_text(enum pay_field_id i)
+{
+	return pay_fields[i].type == PAY_FT_TEXT || pay_fields[i].type == PAY_FT_STATUS;
+}
+
+const char *
+pay_field_text(const struct payment *p, enum pay_field_id i)
+{
+	switch (pay_fields[i].type) {
+	case PAY_FT_TEXT:
+		return *ctext_at(p, i);
+	case PAY_FT_STATUS:
+		return pay_status_name(p->status);
+	default:
+		return NULL;
+	}
+}
+
+bool
+pay_field_int(const struct payment *p, enum pay_field_id i, int64_t *v)
+{
+	const char *base = (const char *)p;
+
+	*v = 0;
+	switch (pay_fields[i].type) {
+	case PAY_FT_INT64:
+		if (!*(const bool *)(const void *)(base + pay_fields[i].has_off))
+			return false;
+		*v = *(const int64_t *)(const void *)(base + pay_fields[i].off);
+		return true;
+	case PAY_FT_BOOL:
+		if (*(const int *)(const void *)(base + pay_fields[i].off) == -1)
+			return false;
+		*v = *(const int *)(const void *)(base + pay_fields[i].off) != 0;
+		return true;
+	default:
+		return false;
+	}
+}
+
+int
+pay_field_set_text(struct payment *p, enum pay_field_id i, const char *v)
+{
+	char *c = NULL;
+
+	switch (pay_fields[i].type) {
+	case PAY_FT_TEXT:
+		if (v != NULL && (c = strdup(v)) == NULL)
+			return -1;
+		free(*text_at(p, i));
+		*text_at(p, i) = c;
 		return 0;
-	if ((c = strdup(src)) == NULL)
-		return -1;
-	free(*dst);
-	*dst = c;
+	case PAY_FT_STATUS:
+		p->status = pay_status_parse(v);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+void
+pay_field_set_int(struct payment *p, enum pay_field_id i, bool has, int64_t v)
+{
+	char *base = (char *)p;
+
+	switch (pay_fields[i].type) {
+	case PAY_FT_INT64:
+		*(bool *)(void *)(base + pay_fields[i].has_off) = has;
+		*(int64_t *)(void *)(base + pay_fields[i].off) = has ? v : 0;
+		break;
+	case PAY_FT_BOOL:
+		*(int *)(void *)(base + pay_fields[i].off) = has ? v != 0 : -1;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Whether field i of p is known. */
+static bool
+field_known(const struct payment *p, enum pay_field_id i)
+{
+	int64_t v;
+
+	return pay_field_is_text(i) ? pay_field_text(p, i) != NULL : pay_field_int(p, i, &v);
+}
+
+/* Sets field i of dst to src's (known) value; 0 or -1. */
+static int
+field_copy(struct payment *dst, const struct payment *src, enum pay_field_id i)
+{
+	int64_t v;
+	bool has;
+
+	if (pay_field_is_text(i))
+		return pay_field_set_text(dst, i, pay_field_text(src, i));
+	has = pay_field_int(src, i, &v);
+	pay_field_set_int(dst, i, has, v);
 	return 0;
 }
 
-#define STR_FIELDS(X) X(id) X(terminal_id) X(reference) X(currency) \
-	X(capture_method) X(entry_method) X(brand) X(last4) X(auth_code) \
-	X(decline_code) X(created_at) X(status_at)
-
 /*
  * Builds the merged payment in a scratch copy first, so that an allocation
- * failure half-way leaves cur as it was.
+ * failure half-way leaves cur as it was.  Known fields of in replace the
+ * stored ones.
  */
 static int
 merge(struct payment *cur, const struct payment *in)
 {
 	struct payment m;
+	char *sa;
 
 	if (payment_copy(&m, cur) == -1)
 		return -1;
-#define MERGE(f) if (merge_str(&m.f, in->f) == -1) goto fail;
-	STR_FIELDS(MERGE)
-#undef MERGE
-	if (in->has_amount) {
-		m.has_amount = true;
-		m.amount = in->amount;
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (field_known(in, i) && field_copy(&m, in, i) == -1)
+			goto fail;
+	if (in->status_at != NULL) {
+		if ((sa = strdup(in->status_at)) == NULL)
+			goto fail;
+		free(m.status_at);
+		m.status_at = sa;
 	}
-	if (in->livemode != -1)
-		m.livemode = in->livemode;
-	m.status = in->status;
 	/* amountCaptured: the object's value, else the stored one, else the
 	 * amount once completed (SPEC §2). */
-	if (in->has_amount_captured) {
-		m.has_amount_captured = true;
-		m.amount_captured = in->amount_captured;
-	} else if (!m.has_amount_captured && m.status == PAY_COMPLETED &&
-	    m.has_amount) {
+	if (!m.has_amount_captured && m.status == PAY_COMPLETED && m.has_amount) {
 		m.has_amount_captured = true;
 		m.amount_captured = m.amount;
 	}
@@ -146,28 +279,33 @@ payment_apply(struct payment *cur, const struct payment *in, enum pay_status *pr
 int
 payment_fill_missing(struct payment *dst, const struct payment *src)
 {
-#define FILL(f) if (dst->f == NULL && merge_str(&dst->f, src->f) == -1) return -1;
-	STR_FIELDS(FILL)
-#undef FILL
-	if (!dst->has_amount && src->has_amount) {
-		dst->has_amount = true;
-		dst->amount = src->amount;
-	}
-	if (dst->livemode == -1)
-		dst->livemode = src->livemode;
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (!field_known(dst, i) && field_copy(dst, src, i) == -1)
+			return -1;
 	return 0;
+}
+
+void
+payment_init(struct payment *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->livemode = -1;
 }
 
 int
 payment_copy(struct payment *dst, const struct payment *src)
 {
 	*dst = *src;
-#define NUL(f) dst->f = NULL;
-	STR_FIELDS(NUL)
-#undef NUL
-#define DUP(f) if (src->f != NULL && (dst->f = strdup(src->f)) == NULL) goto fail;
-	STR_FIELDS(DUP)
-#undef DUP
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (pay_fields[i].type == PAY_FT_TEXT)
+			*text_at(dst, i) = NULL;
+	dst->status_at = NULL;
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (pay_fields[i].type == PAY_FT_TEXT &&
+		    pay_field_set_text(dst, i, *ctext_at(src, i)) == -1)
+			goto fail;
+	if (src->status_at != NULL && (dst->status_at = strdup(src->status_at)) == NULL)
+		goto fail;
 	return 0;
 fail:
 	payment_release(dst);
@@ -179,73 +317,94 @@ payment_release(struct payment *p)
 {
 	if (p == NULL)
 		return;
-#define FREE(f) free(p->f); p->f = NULL;
-	STR_FIELDS(FREE)
-#undef FREE
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (pay_fields[i].type == PAY_FT_TEXT) {
+			free(*text_at(p, i));
+			*text_at(p, i) = NULL;
+		}
+	free(p->status_at);
+	p->status_at = NULL;
 }
 
-static void
+static bool
 add_str(cJSON *o, const char *k, const char *v)
 {
-	if (v != NULL)
-		cJSON_AddStringToObject(o, k, v);
-	else
-		cJSON_AddNullToObject(o, k);
+	return (v != NULL ? cJSON_AddStringToObject(o, k, v) :
+	    cJSON_AddNullToObject(o, k)) != NULL;
 }
 
 /*
- * Integers are printed by us: cJSON keeps numbers as doubles and prints
- * large ones in exponent form (9.00719925474099e+15), which integer
- * decoders refuse and which can change the value.
+ * Integers are printed by us (jsonnum_add): cJSON keeps numbers as doubles
+ * and prints large ones in exponent form (9.00719925474099e+15), which
+ * integer decoders refuse and which can change the value.
  */
-static void
-add_int(cJSON *o, const char *k, bool has, int64_t v)
+static bool
+add_field(cJSON *o, const struct payment *p, enum pay_field_id i)
 {
-	char num[32];
+	const char *k = pay_fields[i].key;
+	int64_t v;
+	bool has;
 
-	if (has) {
-		snprintf(num, sizeof(num), "%lld", (long long)v);
-		cJSON_AddRawToObject(o, k, num);
-	} else
-		cJSON_AddNullToObject(o, k);
+	if (pay_field_is_text(i))
+		return add_str(o, k, pay_field_text(p, i));
+	has = pay_field_int(p, i, &v);
+	if (pay_fields[i].type == PAY_FT_BOOL)
+		return (has ? cJSON_AddBoolToObject(o, k, v != 0) :
+		    cJSON_AddNullToObject(o, k)) != NULL;
+	return jsonnum_add_opt(o, k, has, v) != NULL;
 }
+
+int
+payment_add_json(cJSON *o, const struct payment *p, enum pay_field_id from,
+    enum pay_field_id to)
+{
+	for (int i = from; i < (int)to; i++)
+		if (!add_field(o, p, i))
+			return -1;
+	return 0;
+}
+
+/* One of the outcome line's own keys (not a payment field): a string or an integer. */
+struct outcome_own {
+	enum pay_field_id	 before;	/* it precedes this field (SPEC §2's order) */
+	const char		*key;
+	const char		*str;
+	bool			 is_int;
+	int64_t			 num;
+};
 
 char *
 payment_outcome_json(const struct payment *p, enum pay_status prev, int64_t seq,
     const char *event_id, const char *source, const char *occurred_at,
     const char *recorded_at)
 {
+	char type[32];
+	const struct outcome_own own[] = {
+		{ PF_ID, "seq", NULL, true, seq },
+		{ PF_ID, "type", type, false, 0 },
+		{ PF_AMOUNT, "previousStatus", pay_status_name(prev), false, 0 },
+		{ PF_LIVEMODE, "eventId", event_id, false, 0 },
+		{ PF_LIVEMODE, "source", source, false, 0 },
+		{ PAY_NFIELDS, "occurredAt", occurred_at, false, 0 },
+		{ PAY_NFIELDS, "recordedAt", recorded_at, false, 0 },
+	};
+	size_t j = 0;
 	cJSON *o;
-	char type[32], *s;
+	char *s = NULL;
 
 	if ((o = cJSON_CreateObject()) == NULL)
 		return NULL;
 	snprintf(type, sizeof(type), "payment.%s", pay_status_name(p->status));
-	add_int(o, "seq", true, seq);
-	add_str(o, "type", type);
-	add_str(o, "paymentId", p->id);
-	add_str(o, "terminalId", p->terminal_id);
-	add_str(o, "reference", p->reference);
-	add_str(o, "status", pay_status_name(p->status));
-	add_str(o, "previousStatus", pay_status_name(prev));
-	add_int(o, "amount", p->has_amount, p->amount);
-	add_int(o, "amountCaptured", p->has_amount_captured, p->amount_captured);
-	add_str(o, "currency", p->currency);
-	add_str(o, "captureMethod", p->capture_method);
-	add_str(o, "entryMethod", p->entry_method);
-	add_str(o, "brand", p->brand);
-	add_str(o, "last4", p->last4);
-	add_str(o, "authCode", p->auth_code);
-	add_str(o, "declineCode", p->decline_code);
-	add_str(o, "eventId", event_id);
-	add_str(o, "source", source);
-	if (p->livemode == -1)
-		cJSON_AddNullToObject(o, "livemode");
-	else
-		cJSON_AddBoolToObject(o, "livemode", p->livemode);
-	add_str(o, "occurredAt", occurred_at);
-	add_str(o, "recordedAt", recorded_at);
+	for (int i = 0; i <= PAY_NFIELDS; i++) {
+		for (; j < sizeof(own) / sizeof(own[0]) && (int)own[j].before == i; j++)
+			if (!(own[j].is_int ? jsonnum_add(o, own[j].key, own[j].num) != NULL :
+			    add_str(o, own[j].key, own[j].str)))
+				goto out;
+		if (i < PAY_NFIELDS && pay_fields[i].outcome && !add_field(o, p, i))
+			goto out;
+	}
 	s = cJSON_PrintUnformatted(o);
+out:
 	cJSON_Delete(o);
 	return s;
 }

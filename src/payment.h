@@ -8,7 +8,10 @@
 #define VINR_PAYMENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct cJSON;
 
 enum pay_status {
 	PAY_NONE = 0,		/* unknown payment / unknown status */
@@ -46,6 +49,56 @@ struct payment {
 	int		 livemode;	/* -1 unknown, 0, 1 */
 };
 
+/*
+ * The payment's fields, once: every reader and writer of a payment (event
+ * parsing, the outcome line, the PAYMENT object, the hook's environment, the
+ * SQL binding and row mapping) iterates this table instead of naming fields.
+ * The order is PAYMENT_COLS's (store_int.h) and the PAYMENT object's keys.
+ */
+enum pay_field_id {
+	PF_ID, PF_TERMINAL_ID, PF_REFERENCE, PF_STATUS, PF_AMOUNT, PF_AMOUNT_CAPTURED,
+	PF_CURRENCY, PF_CAPTURE_METHOD, PF_ENTRY_METHOD, PF_BRAND, PF_LAST4,
+	PF_AUTH_CODE, PF_DECLINE_CODE, PF_LIVEMODE, PF_CREATED_AT,
+	PAY_NFIELDS
+};
+
+enum pay_ftype {
+	PAY_FT_TEXT,	/* char *, NULL = unknown; SQL text, JSON string */
+	PAY_FT_INT64,	/* int64_t and its bool has_ flag; SQL integer, JSON integer */
+	PAY_FT_BOOL,	/* int: -1 unknown, 0, 1; SQL integer 0/1, JSON bool */
+	PAY_FT_STATUS	/* enum pay_status, PAY_NONE = unknown; SQL text, JSON string */
+};
+
+struct pay_field {
+	const char	*key;		/* JSON key of our outputs (SPEC §2, §4) */
+	const char	*vinr_key;	/* key in VINR's payment object (SPEC §1.1);
+					   NULL: not read from it */
+	const char	*column;	/* SQL column of the payments table */
+	enum pay_ftype	 type;
+	size_t		 off;		/* offsetof(struct payment, the field) */
+	size_t		 has_off;	/* PAY_FT_INT64: offsetof its has_ flag */
+	const char	*env;		/* the hook's variable (SPEC §3), or NULL */
+	bool		 outcome;	/* in the outcome line (SPEC §2) */
+};
+
+/* Indexed by enum pay_field_id. */
+extern const struct pay_field pay_fields[PAY_NFIELDS];
+
+/* True for the fields stored and passed as text (TEXT, STATUS), false for
+ * those passed as integers (INT64, BOOL). */
+bool		 pay_field_is_text(enum pay_field_id);
+/* A TEXT field's string, or a STATUS field's name; NULL when unknown (and
+ * for an integer field). */
+const char	*pay_field_text(const struct payment *, enum pay_field_id);
+/* An INT64 field, or a BOOL one as 0/1: true and *v when known, false (and
+ * *v = 0) when unknown or a text field. */
+bool		 pay_field_int(const struct payment *, enum pay_field_id, int64_t *v);
+/* Sets a TEXT field to a copy of v, or a STATUS field to pay_status_parse(v);
+ * v NULL = unknown.  Returns 0, or -1 on allocation failure (p unchanged). */
+int		 pay_field_set_text(struct payment *, enum pay_field_id, const char *v);
+/* Sets an INT64 field, or a BOOL one to v != 0; has false = unknown. */
+void		 pay_field_set_int(struct payment *, enum pay_field_id, bool has, int64_t v);
+
 enum pay_decision {
 	PAY_TRANSITION,		/* status changed: a new seq and an outcome */
 	PAY_STALE,		/* equal or lower rank: nothing changes */
@@ -72,13 +125,25 @@ bool		 pay_status_is_outcome(enum pay_status);
  */
 int	payment_apply(struct payment *cur, const struct payment *in, enum pay_status *prev);
 
-/* Fills the fields of dst that are NULL/unknown from src (for "track").
+/* Fills the table's fields of dst that are unknown from src (for "track").
  * Returns 0, or -1 on allocation failure. */
 int	payment_fill_missing(struct payment *dst, const struct payment *src);
 
-/* Deep copy; returns 0 or -1. */
+/* An empty payment: every field unknown (livemode -1).  Holds nothing. */
+void	payment_init(struct payment *);
+/* Deep copy; returns 0 or -1 (dst then holds nothing). */
 int	payment_copy(struct payment *dst, const struct payment *src);
+/* Frees the strings and leaves p empty but for its integers; NULL is fine. */
 void	payment_release(struct payment *);
+
+/*
+ * Adds the fields from .. to-1 of p to object o under their JSON keys, in
+ * table order: null when unknown, integers exact (raw "%lld"), livemode a
+ * bool.  The PAYMENT object is payment_add_json(o, p, 0, PAY_NFIELDS) and
+ * then the store's own keys.  Returns 0, or -1 on allocation failure.
+ */
+int	payment_add_json(struct cJSON *o, const struct payment *p, enum pay_field_id from,
+	    enum pay_field_id to);
 
 /*
  * The outcome line of SPEC §2 (no trailing newline).  occurred_at and

@@ -21,7 +21,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsonnum.h"
 #include "log.h"
+#include "payment.h"
 #include "sink.h"
 #include "sink_hook.h"
 #include "util.h"
@@ -34,52 +36,77 @@ struct hook {
 	int64_t	 timeout_ms;
 };
 
-/* SPEC §3: the variables, in order, and the outcome key each comes from. */
-static const char *const env_keys[][2] = {
-	{ "VINR_SEQ", "seq" },
-	{ "VINR_TYPE", "type" },
-	{ "VINR_PAYMENT_ID", "paymentId" },
-	{ "VINR_TERMINAL_ID", "terminalId" },
-	{ "VINR_REFERENCE", "reference" },
-	{ "VINR_STATUS", "status" },
-	{ "VINR_PREVIOUS_STATUS", "previousStatus" },
-	{ "VINR_AMOUNT", "amount" },
-	{ "VINR_CURRENCY", "currency" },
-	{ "VINR_DECLINE_CODE", "declineCode" },
-	{ "VINR_SOURCE", "source" },
-	{ "VINR_EVENT_ID", "eventId" },
+/*
+ * SPEC §3's variables, in its order.  A payment field's variable comes from
+ * the field table (pay_fields[].env, read under its outcome key); these are
+ * the outcome line's own, each placed before the payment field it precedes.
+ */
+static const struct {
+	enum pay_field_id	 before;
+	const char		*name;
+	const char		*key;
+} env_own[] = {
+	{ PF_ID, "VINR_SEQ", "seq" },
+	{ PF_ID, "VINR_TYPE", "type" },
+	{ PF_AMOUNT, "VINR_PREVIOUS_STATUS", "previousStatus" },
+	{ PAY_NFIELDS, "VINR_SOURCE", "source" },
+	{ PAY_NFIELDS, "VINR_EVENT_ID", "eventId" },
 };
-#define NENV (sizeof(env_keys) / sizeof(env_keys[0]))
+#define NENV_OWN (sizeof(env_own) / sizeof(env_own[0]))
+
+/*
+ * Appends "name=value" for the outcome key to env[*n]: a string as it is,
+ * a number exactly as the line writes it (jsonnum.h), anything else
+ * (null, absent, a fraction) empty.  0 or -1 (allocation).
+ */
+static int
+env_add(char **env, size_t *n, const char *name, const cJSON *o, const char *key,
+    const char *line, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	int64_t num;
+	int r;
+
+	if (cJSON_IsString(v))
+		r = asprintf(&env[*n], "%s=%s", name, v->valuestring);
+	else if (jsonnum_value(line, len, o, v, &num) == JSONNUM_OK)
+		r = asprintf(&env[*n], "%s=%lld", name, (long long)num);
+	else
+		r = asprintf(&env[*n], "%s=", name);
+	if (r == -1) {
+		env[*n] = NULL;
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
 
 char **
 hook_env(const char *line, size_t len)
 {
-	cJSON *o, *v;
-	char **env, num[32];
-	const char *val;
-	size_t i;
+	cJSON *o;
+	char **env;
+	size_t n = 0, j = 0;
 
 	if ((o = cJSON_ParseWithLength(line, len)) == NULL)
 		return NULL;
-	if (!cJSON_IsObject(o) || (env = calloc(NENV + 2, sizeof(*env))) == NULL) {
+	/* At most every own variable, every payment field, PATH, NULL. */
+	if (!cJSON_IsObject(o) ||
+	    (env = calloc(NENV_OWN + PAY_NFIELDS + 2, sizeof(*env))) == NULL) {
 		cJSON_Delete(o);
 		return NULL;
 	}
-	for (i = 0; i < NENV; i++) {
-		v = cJSON_GetObjectItemCaseSensitive(o, env_keys[i][1]);
-		val = "";
-		if (cJSON_IsString(v))
-			val = v->valuestring;
-		else if (cJSON_IsNumber(v)) {
-			snprintf(num, sizeof(num), "%.0f", v->valuedouble);
-			val = num;
-		}
-		if (asprintf(&env[i], "%s=%s", env_keys[i][0], val) == -1) {
-			env[i] = NULL;
+	for (int i = 0; i <= PAY_NFIELDS; i++) {
+		for (; j < NENV_OWN && (int)env_own[j].before == i; j++)
+			if (env_add(env, &n, env_own[j].name, o, env_own[j].key, line,
+			    len) == -1)
+				goto fail;
+		if (i < PAY_NFIELDS && pay_fields[i].env != NULL &&
+		    env_add(env, &n, pay_fields[i].env, o, pay_fields[i].key, line,
+		    len) == -1)
 			goto fail;
-		}
 	}
-	if ((env[i] = strdup("PATH=/usr/local/bin:/usr/bin:/bin")) == NULL)
+	if ((env[n] = strdup("PATH=/usr/local/bin:/usr/bin:/bin")) == NULL)
 		goto fail;
 	cJSON_Delete(o);
 	return env;

@@ -11,11 +11,17 @@
 
 #include "payment.h"
 
-/* The columns payment_from_row() reads, in this order. */
+/*
+ * The columns payment_from_row() reads, in this order: pay_fields[i].column
+ * for i = 0 .. PAY_NFIELDS-1 (payment.h), joined by ", ".  A macro because
+ * the SQL is built from string literals at compile time; test_payment.c
+ * checks it against the table, the assertion below its length.
+ */
 #define PAYMENT_COLS "id, terminal_id, reference, status, amount, amount_captured, " \
 	"currency, capture_method, entry_method, brand, last4, auth_code, decline_code, " \
 	"livemode, created_at"
 #define PAYMENT_NCOLS 15
+_Static_assert(PAYMENT_NCOLS == PAY_NFIELDS, "PAYMENT_COLS is the field table's columns");
 
 /* Fills p from columns col0 .. col0+14 of the current row; 0 or -1. */
 int	payment_from_row(sqlite3_stmt *, int col0, struct payment *p);

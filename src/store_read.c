@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "jsonnum.h"
 #include "log.h"
 #include "store_int.h"
 #include "store_read.h"
@@ -172,47 +173,35 @@ add_text(cJSON *o, const char *k, sqlite3_stmt *st, int col)
 	    cJSON_AddNullToObject(o, k)) != NULL;
 }
 
+/* An integer column, exact (jsonnum_add: never through a double). */
 static bool
 add_int(cJSON *o, const char *k, sqlite3_stmt *st, int col)
 {
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
-		return cJSON_AddNullToObject(o, k) != NULL;
-	return cJSON_AddNumberToObject(o, k,
-	    (double)sqlite3_column_int64(st, col)) != NULL;
+	return jsonnum_add_opt(o, k, sqlite3_column_type(st, col) != SQLITE_NULL,
+	    sqlite3_column_int64(st, col)) != NULL;
 }
 
 /*
- * The PAYMENT object of the current row of a PAYMENT_SELECT statement.
- * Keys in the order SPEC §4 lists them.  NULL on allocation failure.
+ * The PAYMENT object of the current row of a PAYMENT_SELECT statement: the
+ * payment's fields as the field table renders them (payment_add_json), then
+ * META_COLS.  Keys in the order SPEC §4 lists them.  NULL on allocation
+ * failure.
  */
 static cJSON *
 payment_json(sqlite3_stmt *st)
 {
 	const int m = PAYMENT_NCOLS;	/* the first of META_COLS */
+	struct payment p;
 	cJSON *o, *rc;
 	bool ok;
 
 	if ((o = cJSON_CreateObject()) == NULL)
 		return NULL;
-	ok = add_text(o, "paymentId", st, 0) &&
-	    add_text(o, "terminalId", st, 1) &&
-	    add_text(o, "reference", st, 2) &&
-	    add_text(o, "status", st, 3) &&
-	    add_int(o, "amount", st, 4) &&
-	    add_int(o, "amountCaptured", st, 5) &&
-	    add_text(o, "currency", st, 6) &&
-	    add_text(o, "captureMethod", st, 7) &&
-	    add_text(o, "entryMethod", st, 8) &&
-	    add_text(o, "brand", st, 9) &&
-	    add_text(o, "last4", st, 10) &&
-	    add_text(o, "authCode", st, 11) &&
-	    add_text(o, "declineCode", st, 12);
-	if (ok)
-		ok = (sqlite3_column_type(st, 13) == SQLITE_NULL ?
-		    cJSON_AddNullToObject(o, "livemode") :
-		    cJSON_AddBoolToObject(o, "livemode",
-		    sqlite3_column_int(st, 13) != 0)) != NULL;
-	ok = ok && add_text(o, "createdAt", st, 14) &&
+	if (payment_from_row(st, 0, &p) == -1) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	ok = payment_add_json(o, &p, 0, PAY_NFIELDS) == 0 &&
 	    add_text(o, "updatedAt", st, m) &&
 	    add_text(o, "lastEventId", st, m + 1) &&
 	    cJSON_AddBoolToObject(o, "tracked", sqlite3_column_int(st, m + 2) != 0) != NULL &&
@@ -220,6 +209,7 @@ payment_json(sqlite3_stmt *st)
 	    add_int(rc, "attempts", st, m + 3) &&
 	    add_text(rc, "nextAt", st, m + 4) &&
 	    add_text(rc, "state", st, m + 5);
+	payment_release(&p);
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;

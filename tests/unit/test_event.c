@@ -506,6 +506,18 @@ test_amounts(void **state)
 		{ "2500.0", true, 2500 },	/* the same number in JSON */
 		{ "25e2", true, 2500 },
 		{ "9007199254740992", true, 9007199254740992LL },
+		/* Beyond 2^53 exactly, to the ends of int64 (read from the text,
+		 * not through cJSON's double). */
+		{ "9007199254740993", true, 9007199254740993LL },
+		{ "2000000000000000", true, 2000000000000000LL },
+		{ "9223372036854775807", true, INT64_MAX },
+		{ "-9223372036854775808", true, INT64_MIN },
+		{ "-150", true, -150 },
+		{ "9007199254740993.0", true, 9007199254740993LL },
+		{ "1e18", true, 1000000000000000000LL },
+		{ "9223372036854775808", false, 0 }, { "-9223372036854775809", false, 0 },
+		{ "99999999999999999999", false, 0 }, { "9007199254740993.5", false, 0 },
+		{ "1.0000000000000000001", false, 0 },
 		{ "12.5", false, 0 }, { "0.1", false, 0 }, { "\"2500\"", false, 0 },
 		{ "1e300", false, 0 }, { "-1e300", false, 0 }, { "1e20", false, 0 },
 		{ "true", false, 0 }, { "null", false, 0 }, { "[2500]", false, 0 },
@@ -544,6 +556,34 @@ test_amounts(void **state)
 }
 
 /* status_at is the *At field of the object's own status, nothing else. */
+/*
+ * The numbers before an amount in the body (in strings, keys, other
+ * fields, nested arrays) do not shift which literal it is read from.
+ */
+static void
+test_amounts_exact_among_other_numbers(void **state)
+{
+	static const char body[] =
+	    "{\"id\":\"evt_9\",\"object\":\"event\",\"type\":\"terminal_payment.completed\","
+	    "\"createdAt\":\"2026-06-11T09:00:12Z\",\"livemode\":true,\"n\":[1,-2,3.5e2],"
+	    "\"note\":\"amount\\\":42, \\\"x\\\" 7 -8\",\"data\":{\"extra\":{\"1\":9007199254740999},"
+	    "\"object\":{\"id\":\"tpay_9\",\"status\":\"completed\",\"metadata\":{\"amount\":5},"
+	    "\"tip\":9007199254740995,\"amount\":9007199254740993,"
+	    "\"amountCaptured\":9223372036854775807,\"reference\":\"r-1 2e3\"}}}";
+	struct vinr_event ev;
+
+	(void)state;
+	parse_ok(body, NULL, &ev);
+	assert_null(ev.ignore_reason);
+	assert_true(ev.pay.has_amount);
+	assert_true(ev.pay.amount == 9007199254740993LL);
+	assert_true(ev.pay.has_amount_captured);
+	assert_true(ev.pay.amount_captured == INT64_MAX);
+	assert_string_equal(ev.pay.reference, "r-1 2e3");
+	assert_int_equal(ev.pay.livemode, 1);
+	event_release(&ev);
+}
+
 static void
 test_status_at(void **state)
 {
@@ -624,6 +664,7 @@ main(void)
 		cmocka_unit_test(test_livemode),
 		cmocka_unit_test(test_wrong_typed_fields_absent),
 		cmocka_unit_test(test_amounts),
+		cmocka_unit_test(test_amounts_exact_among_other_numbers),
 		cmocka_unit_test(test_status_at),
 		cmocka_unit_test(test_string_escapes),
 	};

@@ -4,8 +4,9 @@
  *
  * The environment must be exactly the twelve VINR_* variables, in the SPEC's
  * order, each empty when the outcome's value is null (or absent), numbers
- * written as plain integers, then PATH=/usr/local/bin:/usr/bin:/bin last, and
- * the array NULL-terminated.  A line that is not a JSON object gives NULL.
+ * written as plain integers exactly as the line has them (to the ends of
+ * int64; empty when not an int64 integer), then
+ * PATH=/usr/local/bin:/usr/bin:/bin last, and the array NULL-terminated.  A line that is not a JSON object gives NULL.
  */
 
 #include <stdarg.h>
@@ -173,6 +174,13 @@ test_numbers_as_integers(void **state)
 		{ "123456789012", "123456789012" },
 		{ "9007199254740991", "9007199254740991" },	/* 2^53 - 1 */
 		{ "-150", "-150" },
+		/* Beyond 2^53: exactly as the line writes them, never via a double. */
+		{ "9007199254740993", "9007199254740993" },
+		{ "2000000000000000", "2000000000000000" },
+		{ "9223372036854775807", "9223372036854775807" },
+		{ "-9223372036854775808", "-9223372036854775808" },
+		{ "9007199254740993.0", "9007199254740993" },
+		{ "1e18", "1000000000000000000" },
 	};
 	char line[256], buf[128];
 	char **env;
@@ -191,6 +199,49 @@ test_numbers_as_integers(void **state)
 		assert_null(strchr(env[7], 'e'));
 		hook_env_free(env);
 	}
+}
+
+/* A number that is no int64 integer is empty, never a rounded guess. */
+static void
+test_numbers_not_integers_are_empty(void **state)
+{
+	static const char *const nums[] = {
+		"12.5", "0.1", "1e300", "9223372036854775808", "-9223372036854775809",
+		"99999999999999999999",
+	};
+	char line[256];
+	char **env;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		snprintf(line, sizeof(line), "{\"seq\":%s,\"amount\":%s}", nums[i], nums[i]);
+		env = env_of(line);
+		assert_non_null(env);
+		assert_string_equal(env[0], "VINR_SEQ=");
+		assert_string_equal(env[7], "VINR_AMOUNT=");
+		hook_env_free(env);
+	}
+}
+
+/* Strings full of digits before the numbers do not shift them. */
+static void
+test_numbers_after_tricky_strings(void **state)
+{
+	static const char line[] =
+	    "{\"seq\":9007199254740995,\"type\":\"payment.completed\","
+	    "\"paymentId\":\"tpay_\\\"1\\\"\",\"reference\":\"-5 6e7 \\\\\","
+	    "\"amount\":9007199254740993,\"amountCaptured\":9223372036854775807,"
+	    "\"currency\":\"USD\"}";
+	char **env;
+
+	(void)state;
+	env = env_of(line);
+	assert_non_null(env);
+	assert_string_equal(env[0], "VINR_SEQ=9007199254740995");
+	assert_string_equal(env[2], "VINR_PAYMENT_ID=tpay_\"1\"");
+	assert_string_equal(env[4], "VINR_REFERENCE=-5 6e7 \\");
+	assert_string_equal(env[7], "VINR_AMOUNT=9007199254740993");
+	hook_env_free(env);
 }
 
 /* Strings pass through byte for byte: '=', spaces, UTF-8, escapes. */
@@ -273,6 +324,8 @@ main(void)
 		cmocka_unit_test(test_nulls_are_empty),
 		cmocka_unit_test(test_missing_keys_are_empty),
 		cmocka_unit_test(test_numbers_as_integers),
+		cmocka_unit_test(test_numbers_not_integers_are_empty),
+		cmocka_unit_test(test_numbers_after_tricky_strings),
 		cmocka_unit_test(test_strings_verbatim),
 		cmocka_unit_test(test_length_respected),
 		cmocka_unit_test(test_not_an_object),

@@ -1,6 +1,7 @@
 /*
- * test_payment.c - unit tests of payment.c: the state machine of SPEC §2
- * and the outcome line.
+ * test_payment.c - unit tests of payment.c: the state machine of SPEC §2,
+ * the outcome line and the field table (checked against PAYMENT_COLS and
+ * the SPEC's spellings, and against the struct's members named by hand).
  *
  * The expected decisions are computed here from the SPEC's rank table, not
  * from pay_status_rank(), and every one of the 36 ordered (stored, incoming)
@@ -20,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "payment.h"
+#include "store_int.h"
 
 static const enum pay_status all_status[] = {
 	PAY_PENDING, PAY_PROCESSING, PAY_AUTHORIZED,
@@ -923,6 +925,257 @@ test_outcome_large_amount_exact(void **state)
 	payment_release(&p);
 }
 
+/* ------------------------------------------------------ the field table */
+
+/* The members of struct payment, named here, not through the table. */
+static void
+known_members(const struct payment *p, bool k[PAY_NFIELDS])
+{
+	k[PF_ID] = p->id != NULL;
+	k[PF_TERMINAL_ID] = p->terminal_id != NULL;
+	k[PF_REFERENCE] = p->reference != NULL;
+	k[PF_STATUS] = p->status != PAY_NONE;
+	k[PF_AMOUNT] = p->has_amount;
+	k[PF_AMOUNT_CAPTURED] = p->has_amount_captured;
+	k[PF_CURRENCY] = p->currency != NULL;
+	k[PF_CAPTURE_METHOD] = p->capture_method != NULL;
+	k[PF_ENTRY_METHOD] = p->entry_method != NULL;
+	k[PF_BRAND] = p->brand != NULL;
+	k[PF_LAST4] = p->last4 != NULL;
+	k[PF_AUTH_CODE] = p->auth_code != NULL;
+	k[PF_DECLINE_CODE] = p->decline_code != NULL;
+	k[PF_LIVEMODE] = p->livemode != -1;
+	k[PF_CREATED_AT] = p->created_at != NULL;
+}
+
+/* SPEC §4's PAYMENT keys, today's PAYMENT_COLS, SPEC §3's variables. */
+static void
+test_table_spelling(void **state)
+{
+	static const char *const keys[PAY_NFIELDS] = {
+		"paymentId", "terminalId", "reference", "status", "amount",
+		"amountCaptured", "currency", "captureMethod", "entryMethod", "brand",
+		"last4", "authCode", "declineCode", "livemode", "createdAt",
+	};
+	static const char *const env[PAY_NFIELDS] = {
+		[PF_ID] = "VINR_PAYMENT_ID", [PF_TERMINAL_ID] = "VINR_TERMINAL_ID",
+		[PF_REFERENCE] = "VINR_REFERENCE", [PF_STATUS] = "VINR_STATUS",
+		[PF_AMOUNT] = "VINR_AMOUNT", [PF_CURRENCY] = "VINR_CURRENCY",
+		[PF_DECLINE_CODE] = "VINR_DECLINE_CODE",
+	};
+	char cols[512] = "";
+
+	(void)state;
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		assert_string_equal(pay_fields[i].key, keys[i]);
+		assert_str_eq_or_null(pay_fields[i].env, env[i], keys[i]);
+		/* VINR's object spells them as we do, but for its "id". */
+		assert_str_eq_or_null(pay_fields[i].vinr_key, i == PF_ID ? "id" :
+		    i == PF_LIVEMODE ? NULL : keys[i], keys[i]);
+		/* Every field is in the outcome line but createdAt (SPEC §2). */
+		assert_int_equal(pay_fields[i].outcome, i != PF_CREATED_AT);
+		if (i > 0)
+			strcat(cols, ", ");
+		strcat(cols, pay_fields[i].column);
+	}
+	assert_string_equal(cols, PAYMENT_COLS);
+	assert_int_equal(PAYMENT_NCOLS, PAY_NFIELDS);
+	assert_int_equal(pay_fields[PF_AMOUNT].type, PAY_FT_INT64);
+	assert_int_equal(pay_fields[PF_AMOUNT_CAPTURED].type, PAY_FT_INT64);
+	assert_int_equal(pay_fields[PF_LIVEMODE].type, PAY_FT_BOOL);
+	assert_int_equal(pay_fields[PF_STATUS].type, PAY_FT_STATUS);
+}
+
+/* Each field's offsets reach its own member and no other. */
+static void
+test_table_offsets(void **state)
+{
+	bool k[PAY_NFIELDS];
+	struct payment p;
+	int64_t v;
+
+	(void)state;
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		payment_init(&p);
+		known_members(&p, k);
+		for (int j = 0; j < PAY_NFIELDS; j++)
+			assert_false(k[j]);
+		if (pay_field_is_text(i))
+			assert_int_equal(pay_field_set_text(&p, i, "completed"), 0);
+		else
+			pay_field_set_int(&p, i, true, INT64_C(9007199254740993));
+		known_members(&p, k);
+		for (int j = 0; j < PAY_NFIELDS; j++)
+			if (k[j] != (j == i))
+				fail_msg("setting %s made %s %s", pay_fields[i].key,
+				    pay_fields[j].key, k[j] ? "known" : "unknown");
+		if (pay_field_is_text(i)) {
+			assert_string_equal(pay_field_text(&p, i), "completed");
+			assert_false(pay_field_int(&p, i, &v));
+		} else {
+			assert_true(pay_field_int(&p, i, &v));
+			assert_true(v == (i == PF_LIVEMODE ? 1 : INT64_C(9007199254740993)));
+			assert_null(pay_field_text(&p, i));
+		}
+		/* Back to unknown. */
+		if (pay_field_is_text(i))
+			assert_int_equal(pay_field_set_text(&p, i, NULL), 0);
+		else
+			pay_field_set_int(&p, i, false, 5);
+		known_members(&p, k);
+		assert_false(k[i]);
+		payment_release(&p);
+	}
+	/* Through the members: what the accessors read. */
+	payment_init(&p);
+	p.amount_captured = INT64_MAX;
+	p.has_amount_captured = true;
+	p.livemode = 0;
+	p.status = PAY_AUTHORIZED;
+	assert_true(pay_field_int(&p, PF_AMOUNT_CAPTURED, &v) && v == INT64_MAX);
+	assert_true(pay_field_int(&p, PF_LIVEMODE, &v) && v == 0);
+	assert_false(pay_field_int(&p, PF_AMOUNT, &v));
+	assert_string_equal(pay_field_text(&p, PF_STATUS), "authorized");
+	assert_int_equal(pay_field_set_text(&p, PF_STATUS, "nonsense"), 0);
+	assert_int_equal(p.status, PAY_NONE);
+}
+
+/* The PAYMENT object's fields: keys in order, integers exact. */
+static void
+test_add_json_exact(void **state)
+{
+	struct payment p;
+	cJSON *o;
+	char *s;
+
+	(void)state;
+	full_payment(&p, "x", PAY_COMPLETED, INT64_C(9007199254740993));
+	p.has_amount_captured = true;
+	p.amount_captured = INT64_MAX;
+	p.livemode = 1;
+	o = cJSON_CreateObject();
+	assert_non_null(o);
+	assert_int_equal(payment_add_json(o, &p, 0, PAY_NFIELDS), 0);
+	s = cJSON_PrintUnformatted(o);
+	assert_string_equal(s, "{\"paymentId\":\"tpay_1\",\"terminalId\":\"x_terminal_id\","
+	    "\"reference\":\"x_reference\",\"status\":\"completed\","
+	    "\"amount\":9007199254740993,\"amountCaptured\":9223372036854775807,"
+	    "\"currency\":\"x_currency\",\"captureMethod\":\"x_capture_method\","
+	    "\"entryMethod\":\"x_entry_method\",\"brand\":\"x_brand\",\"last4\":\"x_last4\","
+	    "\"authCode\":\"x_auth_code\",\"declineCode\":\"x_decline_code\","
+	    "\"livemode\":true,\"createdAt\":\"x_created_at\"}");
+	free(s);
+	cJSON_Delete(o);
+	payment_release(&p);
+
+	/* Unknown: null; a range of the table only. */
+	payment_init(&p);
+	o = cJSON_CreateObject();
+	assert_int_equal(payment_add_json(o, &p, PF_STATUS, PF_CURRENCY), 0);
+	s = cJSON_PrintUnformatted(o);
+	assert_string_equal(s, "{\"status\":null,\"amount\":null,\"amountCaptured\":null}");
+	free(s);
+	cJSON_Delete(o);
+}
+
+/* The whole outcome line, byte for byte: SPEC §2's key order, exact integers. */
+static void
+test_outcome_line_exact(void **state)
+{
+	struct payment p;
+	char *s;
+
+	(void)state;
+	full_payment(&p, "x", PAY_COMPLETED, INT64_C(2000000000000000));
+	p.has_amount_captured = true;
+	p.amount_captured = INT64_C(9007199254740993);
+	s = payment_outcome_json(&p, PAY_AUTHORIZED, INT64_MAX, "evt_1", "webhook",
+	    "2026-06-11T09:00:12Z", "2026-06-11T09:00:12.345Z");
+	assert_string_equal(s, "{\"seq\":9223372036854775807,\"type\":\"payment.completed\","
+	    "\"paymentId\":\"tpay_1\",\"terminalId\":\"x_terminal_id\","
+	    "\"reference\":\"x_reference\",\"status\":\"completed\","
+	    "\"previousStatus\":\"authorized\",\"amount\":2000000000000000,"
+	    "\"amountCaptured\":9007199254740993,\"currency\":\"x_currency\","
+	    "\"captureMethod\":\"x_capture_method\",\"entryMethod\":\"x_entry_method\","
+	    "\"brand\":\"x_brand\",\"last4\":\"x_last4\",\"authCode\":\"x_auth_code\","
+	    "\"declineCode\":\"x_decline_code\",\"eventId\":\"evt_1\",\"source\":\"webhook\","
+	    "\"livemode\":false,\"occurredAt\":\"2026-06-11T09:00:12Z\","
+	    "\"recordedAt\":\"2026-06-11T09:00:12.345Z\"}");
+	free(s);
+	payment_release(&p);
+
+	unknown_payment(&p);
+	p.status = PAY_FAILED;
+	p.has_amount = true;
+	p.amount = INT64_MIN;
+	s = payment_outcome_json(&p, PAY_NONE, 1, NULL, "reconciler", NULL, "r");
+	assert_string_equal(s, "{\"seq\":1,\"type\":\"payment.failed\",\"paymentId\":null,"
+	    "\"terminalId\":null,\"reference\":null,\"status\":\"failed\","
+	    "\"previousStatus\":null,\"amount\":-9223372036854775808,"
+	    "\"amountCaptured\":null,\"currency\":null,\"captureMethod\":null,"
+	    "\"entryMethod\":null,\"brand\":null,\"last4\":null,\"authCode\":null,"
+	    "\"declineCode\":null,\"eventId\":null,\"source\":\"reconciler\","
+	    "\"livemode\":null,\"occurredAt\":null,\"recordedAt\":\"r\"}");
+	free(s);
+	payment_release(&p);
+}
+
+static void
+test_fill_missing(void **state)
+{
+	struct payment dst, src;
+	bool k[PAY_NFIELDS];
+
+	(void)state;
+	bare_payment(&dst, PAY_PENDING);
+	dst.reference = xdup("mine");
+	full_payment(&src, "src", PAY_COMPLETED, INT64_C(9007199254740993));
+	src.has_amount_captured = true;
+	src.amount_captured = 7;
+	src.livemode = 1;
+	assert_int_equal(payment_fill_missing(&dst, &src), 0);
+	known_members(&dst, k);
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (!k[i])
+			fail_msg("%s still unknown", pay_fields[i].key);
+	/* Known ones stay. */
+	assert_string_equal(dst.id, "tpay_1");
+	assert_string_equal(dst.reference, "mine");
+	assert_int_equal(dst.status, PAY_PENDING);
+	/* Unknown ones are copies. */
+	assert_string_equal(dst.brand, "src_brand");
+	assert_ptr_not_equal(dst.brand, src.brand);
+	assert_true(dst.amount == INT64_C(9007199254740993));
+	assert_true(dst.amount_captured == 7);
+	assert_int_equal(dst.livemode, 1);
+	/* status_at is no table field: transient, left alone. */
+	assert_null(dst.status_at);
+	payment_release(&dst);
+	payment_release(&src);
+}
+
+static void
+test_copy_and_release(void **state)
+{
+	struct payment a, b;
+
+	(void)state;
+	full_payment(&a, "a", PAY_AUTHORIZED, INT64_MAX);
+	a.has_amount_captured = true;
+	a.amount_captured = INT64_MIN;
+	copy(&b, &a);
+	assert_payment_equal(&a, &b);
+	for (size_t i = 0; i < NSTR; i++)
+		assert_ptr_not_equal(sget(&a, i), sget(&b, i));
+	payment_release(&a);
+	for (size_t i = 0; i < NSTR; i++)
+		assert_null(sget(&a, i));
+	assert_string_equal(b.status_at, "a_status_at");
+	payment_release(&b);
+	payment_release(&b);	/* twice: harmless */
+	payment_release(NULL);
+}
+
 int
 main(void)
 {
@@ -949,6 +1202,12 @@ main(void)
 		cmocka_unit_test(test_outcome_escaping),
 		cmocka_unit_test(test_outcome_after_capture),
 		cmocka_unit_test(test_outcome_large_amount_exact),
+		cmocka_unit_test(test_table_spelling),
+		cmocka_unit_test(test_table_offsets),
+		cmocka_unit_test(test_add_json_exact),
+		cmocka_unit_test(test_outcome_line_exact),
+		cmocka_unit_test(test_fill_missing),
+		cmocka_unit_test(test_copy_and_release),
 	};
 	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]), NPAIR = NSTATUS * NSTATUS };
 	struct CMUnitTest tests[NFIXED + 2 * NPAIR];

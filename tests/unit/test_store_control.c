@@ -114,13 +114,14 @@ str(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* The reader writes integers as raw JSON text (exact, see jsonnum.h). */
 static double
 num(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 
-	assert_true(cJSON_IsNumber(v));
-	return v->valuedouble;
+	assert_true(cJSON_IsRaw(v) || cJSON_IsNumber(v));
+	return cJSON_IsRaw(v) ? strtod(v->valuestring, NULL) : v->valuedouble;
 }
 
 static void
