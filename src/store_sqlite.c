@@ -33,7 +33,7 @@ enum stmt_id {
 	ST_COUNT
 };
 
-static const char *const stmt_sql[ST_COUNT] = {
+static const char *stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
@@ -44,14 +44,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EV_INSERT] = "INSERT INTO events (id, type, payment_id, status, source, "
 	    "result, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_PAY_GET] = "SELECT " PAYMENT_COLS " FROM payments WHERE id = ?1",
-	[ST_PAY_UPSERT] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, "
-	    "last_event_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-	    "?12, ?13, ?14, ?15, ?16, ?17) ON CONFLICT (id) DO UPDATE SET "
-	    "terminal_id = ?2, reference = ?3, status = ?4, amount = ?5, "
-	    "amount_captured = ?6, currency = ?7, capture_method = ?8, "
-	    "entry_method = ?9, brand = ?10, last4 = ?11, auth_code = ?12, "
-	    "decline_code = ?13, livemode = ?14, created_at = ?15, updated_at = ?16, "
-	    "last_event_id = ?17, rc_attempts = 0, rc_next_at = NULL, rc_state = 'idle'",
+	/* ST_PAY_UPSERT and ST_TRACK are written from the field table: pay_sql(). */
 	[ST_OUT_INSERT] = "INSERT INTO outcomes (seq, payment_id, status, json, "
 	    "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CUR_SET] = "INSERT INTO cursors (sink, seq) VALUES (?1, ?2) "
@@ -59,20 +52,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DEAD_INSERT] = "INSERT INTO dead_letters (sink, seq, attempts, last_error, at) "
 	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sink, seq) DO UPDATE SET "
 	    "attempts = ?3, last_error = ?4, at = ?5, replay = 0",
-	/*
-	 * Binds like ST_PAY_UPSERT (?4 is 'pending').  A known payment keeps
-	 * what it has: unqualified names in DO UPDATE are the stored row.
-	 */
-	[ST_TRACK] = "INSERT INTO payments (" PAYMENT_COLS ", updated_at, tracked) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-	    "?15, ?16, 1) ON CONFLICT (id) DO UPDATE SET "
-	    "terminal_id = coalesce(terminal_id, ?2), reference = coalesce(reference, ?3), "
-	    "amount = coalesce(amount, ?5), amount_captured = coalesce(amount_captured, ?6), "
-	    "currency = coalesce(currency, ?7), capture_method = coalesce(capture_method, ?8), "
-	    "entry_method = coalesce(entry_method, ?9), brand = coalesce(brand, ?10), "
-	    "last4 = coalesce(last4, ?11), auth_code = coalesce(auth_code, ?12), "
-	    "decline_code = coalesce(decline_code, ?13), livemode = coalesce(livemode, ?14), "
-	    "created_at = coalesce(created_at, ?15), tracked = 1",
 	[ST_REPLAY] = "UPDATE dead_letters SET replay = 1 WHERE sink = ?1 AND seq = ?2",
 	[ST_DEAD_DELETE] = "DELETE FROM dead_letters WHERE sink = ?1 AND seq = ?2",
 	[ST_RC_SET] = "UPDATE payments SET rc_attempts = ?2, rc_next_at = ?3, "
@@ -86,6 +65,55 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    "(SELECT seq, recorded_at FROM outcomes ORDER BY seq LIMIT ?2) "
 	    "WHERE recorded_at < ?1 AND seq <= ?3)",
 };
+
+/*
+ * The two statements that write every payment column, written from the
+ * field table (payment.h) so that a column added there is bound, stored and
+ * read back with no list to keep in step here.  Both bind ?1 .. ?N as
+ * bind_payment() does, then ?N+1 = updated_at, and ?N+2 = last_event_id for
+ * the upsert.  An applied transition replaces every column.  "track" keeps
+ * what a known payment has: unqualified names in DO UPDATE are the stored
+ * row, so coalesce(col, ?k) fills only what is missing, and the status
+ * stays.  Built once, before any thread runs; never freed (a few hundred
+ * bytes for the life of the process).
+ */
+static char pay_upsert_sql[2048], pay_track_sql[2048];
+
+static int
+pay_sql(void)
+{
+	char cols[512] = "", vals[256] = "", set_up[1024] = "", set_track[1024] = "";
+	const int n = PAY_NFIELDS;
+	size_t len = 0;
+
+#define CAT(buf, ...) (len = strlen(buf), \
+	snprintf(buf + len, sizeof(buf) - len, __VA_ARGS__) >= (int)(sizeof(buf) - len))
+	for (int i = 0; i < n; i++) {
+		const char *col = pay_fields[i].column, *sep = i > 0 ? ", " : "";
+
+		if (CAT(cols, "%s%s", sep, col) || CAT(vals, "%s?%d", sep, i + 1))
+			return -1;
+		if (i == PF_ID)
+			continue;	/* the conflict target */
+		if (CAT(set_up, "%s = ?%d, ", col, i + 1))
+			return -1;
+		if (i != PF_STATUS && CAT(set_track, "%s = coalesce(%s, ?%d), ", col, col, i + 1))
+			return -1;
+	}
+#undef CAT
+	if (snprintf(pay_upsert_sql, sizeof(pay_upsert_sql), "INSERT INTO payments (%s, "
+	    "updated_at, last_event_id) VALUES (%s, ?%d, ?%d) ON CONFLICT (id) DO UPDATE "
+	    "SET %supdated_at = ?%d, last_event_id = ?%d, rc_attempts = 0, "
+	    "rc_next_at = NULL, rc_state = 'idle'", cols, vals, n + 1, n + 2, set_up,
+	    n + 1, n + 2) >= (int)sizeof(pay_upsert_sql) ||
+	    snprintf(pay_track_sql, sizeof(pay_track_sql), "INSERT INTO payments (%s, "
+	    "updated_at, tracked) VALUES (%s, ?%d, 1) ON CONFLICT (id) DO UPDATE SET "
+	    "%stracked = 1", cols, vals, n + 1, set_track) >= (int)sizeof(pay_track_sql))
+		return -1;
+	stmt_sql[ST_PAY_UPSERT] = pay_upsert_sql;
+	stmt_sql[ST_TRACK] = pay_track_sql;
+	return 0;
+}
 
 struct store_conn {
 	sqlite3		*db;
@@ -224,45 +252,23 @@ bind_int_opt(sqlite3_stmt *st, int i, bool has, int64_t v)
 		sqlite3_bind_null(st, i);
 }
 
-static char *
-col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t != NULL ? strdup((const char *)t) : NULL;
-}
-
+/* Column k of PAYMENT_COLS is pay_fields[k]: the table maps it. */
 int
 payment_from_row(sqlite3_stmt *st, int c, struct payment *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->livemode = -1;
-#define COL(field, i) \
-	if (sqlite3_column_type(st, c + (i)) != SQLITE_NULL && \
-	    (p->field = col_dup(st, c + (i))) == NULL) goto fail;
-	COL(id, 0)
-	COL(terminal_id, 1)
-	COL(reference, 2)
-	COL(currency, 6)
-	COL(capture_method, 7)
-	COL(entry_method, 8)
-	COL(brand, 9)
-	COL(last4, 10)
-	COL(auth_code, 11)
-	COL(decline_code, 12)
-	COL(created_at, 14)
-#undef COL
-	p->status = pay_status_parse((const char *)sqlite3_column_text(st, c + 3));
-	if ((p->has_amount = sqlite3_column_type(st, c + 4) != SQLITE_NULL))
-		p->amount = sqlite3_column_int64(st, c + 4);
-	if ((p->has_amount_captured = sqlite3_column_type(st, c + 5) != SQLITE_NULL))
-		p->amount_captured = sqlite3_column_int64(st, c + 5);
-	if (sqlite3_column_type(st, c + 13) != SQLITE_NULL)
-		p->livemode = sqlite3_column_int(st, c + 13) != 0;
+	payment_init(p);
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (sqlite3_column_type(st, c + i) == SQLITE_NULL)
+			continue;
+		if (!pay_field_is_text(i))
+			pay_field_set_int(p, i, true, sqlite3_column_int64(st, c + i));
+		else if (pay_field_set_text(p, i,
+		    (const char *)sqlite3_column_text(st, c + i)) == -1) {
+			payment_release(p);
+			return -1;
+		}
+	}
 	return 0;
-fail:
-	payment_release(p);
-	return -1;
 }
 
 static int
@@ -283,25 +289,26 @@ insert_event(struct store_conn *c, const struct store_ingest *in, const char *re
 	return run(c, ST_EV_INSERT);
 }
 
-/* Binds ?1 .. ?15 in the order of PAYMENT_COLS. */
+/*
+ * Binds ?1 .. ?PAY_NFIELDS in the order of PAYMENT_COLS (the field table's),
+ * with status in place of p's own (track stores a new payment as pending).
+ */
 static void
 bind_payment(sqlite3_stmt *st, const struct payment *p, enum pay_status status)
 {
-	bind_text(st, 1, p->id);
-	bind_text(st, 2, p->terminal_id);
-	bind_text(st, 3, p->reference);
-	bind_text(st, 4, pay_status_name(status));
-	bind_int_opt(st, 5, p->has_amount, p->amount);
-	bind_int_opt(st, 6, p->has_amount_captured, p->amount_captured);
-	bind_text(st, 7, p->currency);
-	bind_text(st, 8, p->capture_method);
-	bind_text(st, 9, p->entry_method);
-	bind_text(st, 10, p->brand);
-	bind_text(st, 11, p->last4);
-	bind_text(st, 12, p->auth_code);
-	bind_text(st, 13, p->decline_code);
-	bind_int_opt(st, 14, p->livemode != -1, p->livemode);
-	bind_text(st, 15, p->created_at);
+	int64_t v;
+	bool has;
+
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (i == PF_STATUS)
+			bind_text(st, i + 1, pay_status_name(status));
+		else if (pay_field_is_text(i))
+			bind_text(st, i + 1, pay_field_text(p, i));
+		else {
+			has = pay_field_int(p, i, &v);
+			bind_int_opt(st, i + 1, has, v);
+		}
+	}
 }
 
 static int
@@ -311,8 +318,8 @@ upsert_payment(struct store_conn *c, const struct payment *p, const char *now,
 	sqlite3_stmt *st = c->st[ST_PAY_UPSERT];
 
 	bind_payment(st, p, p->status);
-	bind_text(st, 16, now);
-	bind_text(st, 17, event_id);
+	bind_text(st, PAY_NFIELDS + 1, now);
+	bind_text(st, PAY_NFIELDS + 2, event_id);
 	return run(c, ST_PAY_UPSERT);
 }
 
@@ -472,7 +479,7 @@ store_sqlite_track(struct store_conn *c, const struct payment *in,
 	int rc;
 
 	bind_payment(st, in, PAY_PENDING);
-	bind_text(st, 16, now);
+	bind_text(st, PAY_NFIELDS + 1, now);
 	if ((rc = run(c, ST_TRACK)) != SQLITE_OK)
 		return code(c, rc);
 	if (out == NULL)
@@ -620,6 +627,10 @@ store_sqlite_open(const char *path, const struct store_params *params, char *err
 	struct store_conn *c;
 	char pragma[64];
 
+	if (stmt_sql[ST_PAY_UPSERT] == NULL && pay_sql() == -1) {
+		snprintf(err, errlen, "the payment statements do not fit their buffers");
+		return NULL;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
