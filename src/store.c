@@ -455,14 +455,14 @@ writer_take(struct store *s, struct batch *b)
 static void
 writer_run(struct store *s, struct batch *b)
 {
-	int64_t t0 = util_mono_ms();
+	int64_t t0 = util_mono_us();
 	int ok;
 
 	if ((ok = writer_batch(s, b, false)) == -1)
 		ok = writer_batch(s, b, true);
 	b->ok = ok == 1;
 	if (b->ok)
-		count_batch(s, b->jobs, b->n, (util_mono_ms() - t0) * 1000);
+		count_batch(s, b->jobs, b->n, util_mono_us() - t0);
 }
 
 /*

@@ -12,6 +12,8 @@
 /* Milliseconds: wall clock, and a monotonic clock for intervals. */
 int64_t	util_now_ms(void);
 int64_t	util_mono_ms(void);
+/* Microseconds on the monotonic clock: for timing short work (a commit). */
+int64_t	util_mono_us(void);
 /* RFC 3339 UTC with milliseconds, for the given wall-clock milliseconds. */
 void	util_rfc3339(int64_t ms, char buf[TS_LEN]);
 /* A timespec "ms from now" on CLOCK_MONOTONIC, for pthread_cond_timedwait
