@@ -7,7 +7,9 @@
  * here is it unblocked and answered.
  *
  * DESIGN.  Thread: the control thread (control.c's loop) calls everything
- * here through control_cmd.c, except the two doors for other threads.  The
+ * here through control_cmd.c, but for the lifecycle (_new, _stop, _free: the
+ * thread that starts and stops the control socket, once the loop is not
+ * running) and the two doors for other threads.  The
  * store's writer writes outcome_fd after each commit with new outcomes
  * (store_add_listener); the answers to work handed elsewhere (the writer's
  * done callback for track and replay, control_reconcile_done() from the

@@ -5,8 +5,9 @@
  *
  * The transport knows sockets, lines and buffers, and no command.  It calls
  * up through exactly one function, the control_upcall_fn handed to
- * control_io_open(); everything else is called down, from the control
- * thread only unless it says otherwise.
+ * control_io_open(); everything else is called down.  The control_io_*
+ * lifecycle belongs to the thread that starts and stops the socket; the
+ * rest runs on the control thread only unless it says otherwise.
  */
 #ifndef VINR_CONTROL_INT_H
 #define VINR_CONTROL_INT_H
