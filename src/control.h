@@ -7,7 +7,16 @@
  * connection (store_read.h) and are short; writes (track, replay) are queued
  * to the store's writer with the *_async calls and answered when the writer
  * reports the commit.  wait and subscribe are woken by the writer's eventfd
- * after each commit with new outcomes, not by polling.  See control.c.
+ * after each commit with new outcomes, not by polling.
+ *
+ * Three files, each needing only the ones below it:
+ *   control_cmd.c    the command table, subscribe, and this header's
+ *                    control_start/_stop/_free/_alive/_clients: it wires
+ *                    the other two and receives the loop's one upcall;
+ *   control_block.c  the blocking state (busy, wait, the ops handed to the
+ *                    writer and the reconciler) and control_reconcile_done;
+ *   control.c        the transport: sockets, line framing, buffers, the
+ *                    loop (control_int.h).
  */
 #ifndef VINR_CONTROL_H
 #define VINR_CONTROL_H
@@ -17,15 +26,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
+
 struct control;
-struct http;
-struct sink;
 struct store;
 
-/*
- * The reconciler's side of "reconcile" and of stats.  Both functions are
- * called on the control thread.
- */
+/* The reconciler's side of "reconcile".  Called on the control thread. */
 struct control_reconciler {
 	/*
 	 * Starts retrieving payment_id from VINR and applying it; must not
@@ -35,9 +41,6 @@ struct control_reconciler {
 	 * (answered "internal"; then never).
 	 */
 	int	(*reconcile)(void *arg, const char *payment_id, void *req);
-	/* For stats: state "ok" or "paused", requests and errors so far. */
-	void	(*stats)(void *arg, const char **state, uint64_t *requests,
-		    uint64_t *errors);
 	void	*arg;
 };
 
@@ -45,10 +48,13 @@ struct control_params {
 	const char	*path;		/* [control] socket */
 	mode_t		 mode;		/* [control] mode */
 	struct store	*store;
-	struct http	*http;		/* webhook counters for stats; NULL: zeros */
-	struct sink *const *sinks;	/* the configured sinks, for stats (copied) */
-	int		 nsinks;
-	int64_t		 started_ms;	/* util_mono_ms() at start, for uptime */
+	/*
+	 * The STATS object of SPEC §4 "stats" (a new cJSON object the caller
+	 * of the callback deletes), or NULL on failure (answered "internal").
+	 * Called on the control thread.  NULL stats: answered "internal".
+	 */
+	cJSON		*(*stats)(void *arg);
+	void		*stats_arg;
 	/* NULL: reconcile answers reconciler_disabled. */
 	const struct control_reconciler *reconciler;
 };
@@ -63,11 +69,14 @@ struct control_params {
 struct control	*control_start(const struct control_params *, char *err, size_t errlen);
 
 /*
- * Stops the thread, closes every client and removes the socket file.  Waits
- * for the answers of the writes and reconciles in flight, so the store and
- * the reconciler must still run.  NULL ok.
+ * Stops the thread, drops every client, waits for the answers of the writes
+ * and reconciles in flight (so the store and the reconciler must still run),
+ * leaves the store's listeners and removes the socket file.  Never frees;
+ * NULL ok; a second call does nothing.
  */
 void		 control_stop(struct control *);
+/* Frees everything, calling control_stop() first if needed.  NULL ok. */
+void		 control_free(struct control *);
 
 /* For the watchdog and /healthz: the loop turned in the last 15 s (it turns
  * at least every second).  Any thread. */

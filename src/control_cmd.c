@@ -1,13 +1,29 @@
 /*
- * control_cmd.c - the requests of the control socket (SPEC §4): parsing and
- * checking a line, running its command, and the answers.
+ * control_cmd.c - the control socket's commands (SPEC §4): parsing and
+ * checking a request line, the command table, subscribe, and the public
+ * control_start() / _stop() / _free() that wire the three parts together
+ * (see control.h).
  *
- * Runs on the control thread only (see control.c).  A command either
- * answers at once, reading through the loop's own read connection, or
- * leaves its client busy: wait until an outcome or its deadline (control.c
- * matches them), track and replay until the writer has committed them,
- * reconcile until the reconciler answers.  Those late answers come back
- * through control_answer().
+ * DESIGN.  Thread: the control thread only (control.c's loop), except the
+ * lifecycle functions, called by the daemon's main thread.  The loop calls
+ * up through exactly one function, control_event(); from there everything
+ * is called down: the blocking state and every answer through
+ * control_block.c, bytes through control.c.  A command either answers at
+ * once, reading through the control thread's own read connection, or blocks
+ * its request through control_block.c: wait until an outcome or its
+ * deadline, track and replay until the writer has committed them,
+ * reconcile until the reconciler answers; control_block.c sends those late
+ * answers.  This file owns what a subscriber has been sent (its cursor) and
+ * the read connection.
+ *
+ * subscribe: each subscriber has its own cursor (sub_seq, the last seq put
+ * in its buffer) and pulls the outcomes after it from the database whenever
+ * its buffer is below OUT_LOW.  Backlog and live lines come from the same
+ * pull, so there is no seam: no gap and no duplicate.  Memory is bounded by
+ * the buffer, not by how far behind a subscriber is; a backlog of any size
+ * is served at the reader's pace.  One that has caught up once and then
+ * falls more than LAG_MAX outcomes behind while not reading is sent lagging
+ * and closed.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,97 +33,43 @@
 #include <cjson/cJSON.h>
 
 #include "control.h"
+#include "control_block.h"
 #include "control_int.h"
-#include "http.h"
 #include "log.h"
 #include "payment.h"
-#include "sink.h"
 #include "store.h"
 #include "store_read.h"
 #include "util.h"
 #include "version.h"
 
-/* ------------------------------------------------------------------ */
-/* Answers */
+#define MAX_ID_LEN	255		/* payment ids, references, sink names */
+#define LAG_MAX		1000		/* outcomes a live subscriber may fall behind */
+#define FEED_ROUNDS	8		/* pulls per subscriber per loop turn */
+#define PULL_BATCH	256
+#define WAIT_DEFAULT_S	150
+#define WAIT_MAX_S	3600
+#define MAX_NUMBER	9007199254740992.0	/* 2^53: beyond, doubles skip integers */
 
-/* A response to the client's current request: "ok", then its "id". */
-static cJSON *
-resp_new(struct client *cl, bool ok)
-{
-	cJSON *o;
+struct control {
+	struct store	*store;
+	struct store_reader *reader;	/* the control thread's */
+	cJSON		*(*stats)(void *);
+	void		*stats_arg;
+	const struct control_reconciler *rc;
+	struct control_block *blk;
+	struct control_io *io;
+	bool		 stopped;
+	bool		 again;		/* control thread: a subscriber has more */
+};
 
-	if ((o = cJSON_CreateObject()) == NULL)
-		return NULL;
-	cJSON_AddBoolToObject(o, "ok", ok);
-	if (cl->req_id != NULL)
-		cJSON_AddItemToObject(o, "id", cJSON_Duplicate(cl->req_id, true));
-	return o;
-}
-
-/* Ends the current request: the next line may be read. */
-static void
-request_done(struct control *ctl, struct client *cl)
-{
-	if (cl->busy == B_WAIT)
-		ctl->nwaiters--;
-	cl->busy = B_NONE;
-	free(cl->wait_id);
-	cl->wait_id = NULL;
-	cJSON_Delete(cl->req_id);
-	cl->req_id = NULL;
-}
-
-static void
-reply(struct control *ctl, struct client *cl, cJSON *o)
-{
-	control_send_json(cl, o);
-	request_done(ctl, cl);
-}
-
-void
-control_reply_error(struct control *ctl, struct client *cl, const char *code,
-    const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	cJSON *o;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if ((o = resp_new(cl, false)) != NULL) {
-		cJSON_AddStringToObject(o, "error", code);
-		cJSON_AddStringToObject(o, "message", msg);
-	}
-	reply(ctl, cl, o);
-}
-
-/*
- * {"ok":true,"payment":PAYMENT} for id, or not_found / internal.  changed
- * -1: no "changed" key; else its value.
- */
-static void
-reply_payment(struct control *ctl, struct client *cl, const char *id, int changed)
-{
-	cJSON *p, *o;
-	int r;
-
-	if ((r = store_reader_payment(ctl->reader, id, &p)) == -1) {
-		control_reply_error(ctl, cl, "internal", "cannot read the database");
-		return;
-	}
-	if (r == 0) {
-		control_reply_error(ctl, cl, "not_found", "no payment %s", id);
-		return;
-	}
-	if ((o = resp_new(cl, true)) != NULL) {
-		cJSON_AddItemToObject(o, "payment", p);
-		if (changed != -1)
-			cJSON_AddBoolToObject(o, "changed", changed);
-	} else
-		cJSON_Delete(p);
-	reply(ctl, cl, o);
-}
+/* One connection: the data of its control_conn. */
+struct client {
+	struct control_conn *conn;
+	struct control_req *rq;		/* its request (control_block.c's) */
+	bool		 subscribed;
+	bool		 caught_up;	/* has been live once: may now lag */
+	int64_t		 sub_seq;	/* the last seq put in its output */
+};
 
 /* ------------------------------------------------------------------ */
 /* Request fields */
@@ -117,8 +79,8 @@ reply_payment(struct control *ctl, struct client *cl, const char *id, int change
  * optional), -1 (the client was answered bad_request) otherwise.
  */
 static int
-field_str(struct control *ctl, struct client *cl, const cJSON *req,
-    const char *key, bool required, const char **v)
+field_str(struct control_req *rq, const cJSON *req, const char *key, bool required,
+    const char **v)
 {
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(req, key);
 
@@ -126,12 +88,12 @@ field_str(struct control *ctl, struct client *cl, const cJSON *req,
 	if (f == NULL || cJSON_IsNull(f)) {
 		if (!required)
 			return 0;
-		control_reply_error(ctl, cl, "bad_request", "%s is required", key);
+		control_block_error(rq, "bad_request", "%s is required", key);
 		return -1;
 	}
 	if (!cJSON_IsString(f) || f->valuestring[0] == '\0' ||
 	    strlen(f->valuestring) > MAX_ID_LEN) {
-		control_reply_error(ctl, cl, "bad_request", "%s must be a non-empty string "
+		control_block_error(rq, "bad_request", "%s must be a non-empty string "
 		    "of at most %d bytes", key, MAX_ID_LEN);
 		return -1;
 	}
@@ -144,8 +106,8 @@ field_str(struct control *ctl, struct client *cl, const cJSON *req,
  * with *v set, 0 when absent or null, -1 (answered bad_request) otherwise.
  */
 static int
-field_num(struct control *ctl, struct client *cl, const cJSON *req,
-    const char *key, bool integer, double min, double max, double *v)
+field_num(struct control_req *rq, const cJSON *req, const char *key, bool integer,
+    double min, double max, double *v)
 {
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(req, key);
 	double d;
@@ -153,12 +115,12 @@ field_num(struct control *ctl, struct client *cl, const cJSON *req,
 	if (f == NULL || cJSON_IsNull(f))
 		return 0;
 	if (!cJSON_IsNumber(f)) {
-		control_reply_error(ctl, cl, "bad_request", "%s must be a number", key);
+		control_block_error(rq, "bad_request", "%s must be a number", key);
 		return -1;
 	}
 	d = f->valuedouble;
 	if (!(d >= min && d <= max) || (integer && d != (double)(int64_t)d)) {
-		control_reply_error(ctl, cl, "bad_request", "%s must be %s from %.0f to %.0f",
+		control_block_error(rq, "bad_request", "%s must be %s from %.0f to %.0f",
 		    key, integer ? "an integer" : "a number", min, max);
 		return -1;
 	}
@@ -172,11 +134,12 @@ field_num(struct control *ctl, struct client *cl, const cJSON *req,
 static void
 cmd_ping(struct control *ctl, struct client *cl, const cJSON *req)
 {
-	cJSON *o = resp_new(cl, true);
+	cJSON *o = control_block_resp(cl->rq, true);
 
+	(void)ctl;
 	(void)req;
 	cJSON_AddStringToObject(o, "version", VINR_VERSION);
-	reply(ctl, cl, o);
+	control_block_reply(cl->rq, o);
 }
 
 static void
@@ -184,24 +147,25 @@ cmd_get(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *id;
 
-	if (field_str(ctl, cl, req, "paymentId", true, &id) == 1)
-		reply_payment(ctl, cl, id, -1);
+	(void)ctl;
+	if (field_str(cl->rq, req, "paymentId", true, &id) == 1)
+		control_block_payment(cl->rq, id, -1);
 }
 
 static void
-reply_list(struct control *ctl, struct client *cl, const char *key, cJSON *arr)
+reply_list(struct control_req *rq, const char *key, cJSON *arr)
 {
 	cJSON *o;
 
 	if (arr == NULL) {
-		control_reply_error(ctl, cl, "internal", "cannot read the database");
+		control_block_error(rq, "internal", "cannot read the database");
 		return;
 	}
-	if ((o = resp_new(cl, true)) != NULL)
+	if ((o = control_block_resp(rq, true)) != NULL)
 		cJSON_AddItemToObject(o, key, arr);
 	else
 		cJSON_Delete(arr);
-	reply(ctl, cl, o);
+	control_block_reply(rq, o);
 }
 
 static void
@@ -209,8 +173,8 @@ cmd_find(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *ref;
 
-	if (field_str(ctl, cl, req, "reference", true, &ref) == 1)
-		reply_list(ctl, cl, "payments", store_reader_find(ctl->reader, ref));
+	if (field_str(cl->rq, req, "reference", true, &ref) == 1)
+		reply_list(cl->rq, "payments", store_reader_find(ctl->reader, ref));
 }
 
 static void
@@ -218,16 +182,16 @@ cmd_pending(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	double s = 0;
 
-	if (field_num(ctl, cl, req, "olderThan", false, 0, 1e9, &s) == -1)
+	if (field_num(cl->rq, req, "olderThan", false, 0, 1e9, &s) == -1)
 		return;
-	reply_list(ctl, cl, "payments", store_reader_pending(ctl->reader, (int64_t)s));
+	reply_list(cl->rq, "payments", store_reader_pending(ctl->reader, (int64_t)s));
 }
 
 static void
 cmd_dead(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	(void)req;
-	reply_list(ctl, cl, "dead", store_reader_dead(ctl->reader));
+	reply_list(cl->rq, "dead", store_reader_dead(ctl->reader));
 }
 
 static int
@@ -240,124 +204,93 @@ static void
 cmd_track(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *id, *term, *ref, *cur;
-	struct op *op;
+	struct control_op *op;
 	double amount;
 	int has_amount;
 
-	if (field_str(ctl, cl, req, "paymentId", true, &id) != 1 ||
-	    field_str(ctl, cl, req, "terminalId", false, &term) == -1 ||
-	    field_str(ctl, cl, req, "reference", false, &ref) == -1 ||
-	    field_str(ctl, cl, req, "currency", false, &cur) == -1 ||
-	    (has_amount = field_num(ctl, cl, req, "amount", true, 0, MAX_NUMBER,
+	if (field_str(cl->rq, req, "paymentId", true, &id) != 1 ||
+	    field_str(cl->rq, req, "terminalId", false, &term) == -1 ||
+	    field_str(cl->rq, req, "reference", false, &ref) == -1 ||
+	    field_str(cl->rq, req, "currency", false, &cur) == -1 ||
+	    (has_amount = field_num(cl->rq, req, "amount", true, 0, MAX_NUMBER,
 	    &amount)) == -1)
 		return;
-	if ((op = control_op_new(ctl, cl, B_TRACK)) == NULL)
+	if ((op = control_block_op_new(cl->rq, B_TRACK)) == NULL)
 		return;
 	if (dup_field(id, &op->pay.id) == -1 || dup_field(term, &op->pay.terminal_id) == -1 ||
 	    dup_field(ref, &op->pay.reference) == -1 ||
 	    dup_field(cur, &op->pay.currency) == -1) {
-		control_op_free(op);
-		control_reply_error(ctl, cl, "internal", "out of memory");
+		control_block_op_free(op);
+		control_block_error(cl->rq, "internal", "out of memory");
 		return;
 	}
 	op->pay.has_amount = has_amount == 1;
 	op->pay.amount = has_amount == 1 ? (int64_t)amount : 0;
-	control_op_register(ctl, op);
-	if (store_track_async(ctl->store, &op->pay, control_store_done, op) == -1) {
-		control_op_cancel(ctl, op);
-		control_reply_error(ctl, cl, "internal", "the store is not accepting writes");
-		return;
+	control_block_op_start(cl->rq, op);
+	if (store_track_async(ctl->store, &op->pay, control_block_store_done, op) == -1) {
+		control_block_op_cancel(op);
+		control_block_error(cl->rq, "internal", "the store is not accepting writes");
 	}
-	cl->busy = B_TRACK;
 }
 
 static void
 cmd_replay(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *sink;
-	struct op *op;
+	struct control_op *op;
 	double seq;
 
-	if (field_str(ctl, cl, req, "sink", true, &sink) != 1)
+	if (field_str(cl->rq, req, "sink", true, &sink) != 1)
 		return;
-	switch (field_num(ctl, cl, req, "seq", true, 1, MAX_NUMBER, &seq)) {
+	switch (field_num(cl->rq, req, "seq", true, 1, MAX_NUMBER, &seq)) {
 	case -1:
 		return;
 	case 0:
-		control_reply_error(ctl, cl, "bad_request", "seq is required");
+		control_block_error(cl->rq, "bad_request", "seq is required");
 		return;
 	}
-	if ((op = control_op_new(ctl, cl, B_REPLAY)) == NULL)
+	if ((op = control_block_op_new(cl->rq, B_REPLAY)) == NULL)
 		return;
 	if ((op->id = strdup(sink)) == NULL) {
-		control_op_free(op);
-		control_reply_error(ctl, cl, "internal", "out of memory");
+		control_block_op_free(op);
+		control_block_error(cl->rq, "internal", "out of memory");
 		return;
 	}
 	op->seq = (int64_t)seq;
-	control_op_register(ctl, op);
-	if (store_replay_async(ctl->store, op->id, op->seq, control_store_done, op) == -1) {
-		control_op_cancel(ctl, op);
-		control_reply_error(ctl, cl, "internal", "the store is not accepting writes");
-		return;
+	control_block_op_start(cl->rq, op);
+	if (store_replay_async(ctl->store, op->id, op->seq, control_block_store_done,
+	    op) == -1) {
+		control_block_op_cancel(op);
+		control_block_error(cl->rq, "internal", "the store is not accepting writes");
 	}
-	cl->busy = B_REPLAY;
 }
 
 static void
 cmd_reconcile(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *id;
-	struct op *op;
+	struct control_op *op;
 
-	if (field_str(ctl, cl, req, "paymentId", true, &id) != 1)
+	if (field_str(cl->rq, req, "paymentId", true, &id) != 1)
 		return;
 	if (ctl->rc == NULL || ctl->rc->reconcile == NULL) {
-		control_reply_error(ctl, cl, "reconciler_disabled",
+		control_block_error(cl->rq, "reconciler_disabled",
 		    "the reconciler is disabled: no API key is configured");
 		return;
 	}
-	if ((op = control_op_new(ctl, cl, B_RECONCILE)) == NULL)
+	if ((op = control_block_op_new(cl->rq, B_RECONCILE)) == NULL)
 		return;
 	if ((op->id = strdup(id)) == NULL) {
-		control_op_free(op);
-		control_reply_error(ctl, cl, "internal", "out of memory");
+		control_block_op_free(op);
+		control_block_error(cl->rq, "internal", "out of memory");
 		return;
 	}
-	control_op_register(ctl, op);
+	control_block_op_start(cl->rq, op);
 	if (ctl->rc->reconcile(ctl->rc->arg, op->id, op) == -1) {
-		control_op_cancel(ctl, op);
-		control_reply_error(ctl, cl, "internal",
+		control_block_op_cancel(op);
+		control_block_error(cl->rq, "internal",
 		    "the reconciler cannot take the request");
-		return;
 	}
-	cl->busy = B_RECONCILE;
-}
-
-/* The answer of a wait: the payment, and timeout unless it has an outcome. */
-void
-control_reply_wait(struct control *ctl, struct client *cl, bool timed_out)
-{
-	cJSON *p = NULL, *o;
-
-	if (store_reader_payment(ctl->reader, cl->wait_id, &p) == -1) {
-		control_reply_error(ctl, cl, "internal", "cannot read the database");
-		return;
-	}
-	if ((o = resp_new(cl, !timed_out)) == NULL) {
-		cJSON_Delete(p);
-		reply(ctl, cl, NULL);
-		return;
-	}
-	if (timed_out) {
-		cJSON_AddStringToObject(o, "error", "timeout");
-		cJSON_AddStringToObject(o, "message", "no outcome before the timeout");
-	}
-	if (p != NULL)
-		cJSON_AddItemToObject(o, "payment", p);
-	else
-		cJSON_AddNullToObject(o, "payment");
-	reply(ctl, cl, o);
 }
 
 static void
@@ -369,36 +302,50 @@ cmd_wait(struct control *ctl, struct client *cl, const cJSON *req)
 	double timeout = WAIT_DEFAULT_S;
 	int r;
 
-	if (field_str(ctl, cl, req, "paymentId", true, &id) != 1 ||
-	    field_num(ctl, cl, req, "timeout", false, 0, WAIT_MAX_S, &timeout) == -1)
+	if (field_str(cl->rq, req, "paymentId", true, &id) != 1 ||
+	    field_num(cl->rq, req, "timeout", false, 0, WAIT_MAX_S, &timeout) == -1)
 		return;
 	if ((r = store_reader_payment(ctl->reader, id, &p)) == -1) {
-		control_reply_error(ctl, cl, "internal", "cannot read the database");
+		control_block_error(cl->rq, "internal", "cannot read the database");
 		return;
 	}
 	if (r == 1) {
 		st = cJSON_GetObjectItemCaseSensitive(p, "status");
 		if (cJSON_IsString(st) &&
 		    pay_status_is_outcome(pay_status_parse(st->valuestring))) {
-			cJSON *o = resp_new(cl, true);
+			cJSON *o = control_block_resp(cl->rq, true);
 
 			if (o != NULL)
 				cJSON_AddItemToObject(o, "payment", p);
 			else
 				cJSON_Delete(p);
-			reply(ctl, cl, o);
+			control_block_reply(cl->rq, o);
 			return;
 		}
 		cJSON_Delete(p);
 	}
-	if ((cl->wait_id = strdup(id)) == NULL) {
-		control_reply_error(ctl, cl, "internal", "out of memory");
+	control_block_wait(cl->rq, id, util_mono_ms() + (int64_t)(timeout * 1000));
+}
+
+static void
+cmd_stats(struct control *ctl, struct client *cl, const cJSON *req)
+{
+	cJSON *st, *o;
+
+	(void)req;
+	if (ctl->stats == NULL || (st = ctl->stats(ctl->stats_arg)) == NULL) {
+		control_block_error(cl->rq, "internal", "no statistics");
 		return;
 	}
-	cl->busy = B_WAIT;
-	cl->wait_until = util_mono_ms() + (int64_t)(timeout * 1000);
-	ctl->nwaiters++;
+	if ((o = control_block_resp(cl->rq, true)) != NULL)
+		cJSON_AddItemToObject(o, "stats", st);
+	else
+		cJSON_Delete(st);
+	control_block_reply(cl->rq, o);
 }
+
+/* ------------------------------------------------------------------ */
+/* subscribe */
 
 static void
 cmd_subscribe(struct control *ctl, struct client *cl, const cJSON *req)
@@ -409,67 +356,100 @@ cmd_subscribe(struct control *ctl, struct client *cl, const cJSON *req)
 	cJSON *o;
 
 	if (cl->subscribed) {
-		control_reply_error(ctl, cl, "bad_request", "already subscribed");
+		control_block_error(cl->rq, "bad_request", "already subscribed");
 		return;
 	}
-	if ((has = field_num(ctl, cl, req, "since", true, 0, MAX_NUMBER, &since)) == -1)
+	if ((has = field_num(cl->rq, req, "since", true, 0, MAX_NUMBER, &since)) == -1)
 		return;
 	cl->subscribed = true;
 	cl->sub_seq = has ? (int64_t)since : last;
 	cl->caught_up = cl->sub_seq >= last;
-	o = resp_new(cl, true);
+	control_conn_stream(cl->conn);
+	o = control_block_resp(cl->rq, true);
 	cJSON_AddBoolToObject(o, "subscribed", true);
 	cJSON_AddNumberToObject(o, "lastSeq", (double)last);
-	reply(ctl, cl, o);
+	control_block_reply(cl->rq, o);
 }
 
-static void
-cmd_stats(struct control *ctl, struct client *cl, const cJSON *req)
+static int
+feed_line(void *arg, int64_t seq, const char *status, const char *json, int jsonlen)
 {
-	struct http_stats hs = { 0 };
-	int64_t last = store_last_seq(ctl->store);
-	cJSON *o, *st, *w, *rej, *sinks, *s, *r;
-	const char *state = "disabled";
-	uint64_t requests = 0, errors = 0;
+	struct client *cl = arg;
 
-	(void)req;
-	if (ctl->http != NULL)
-		http_stats_get(ctl->http, &hs);
-	o = resp_new(cl, true);
-	st = cJSON_AddObjectToObject(o, "stats");
-	w = cJSON_AddObjectToObject(st, "webhooks");
-	cJSON_AddNumberToObject(w, "accepted", (double)hs.accepted);
-	cJSON_AddNumberToObject(w, "duplicate", (double)hs.duplicate);
-	cJSON_AddNumberToObject(w, "ignored", (double)hs.ignored);
-	rej = cJSON_AddObjectToObject(w, "rejected");
-	for (int i = 0; i < REJ_COUNT; i++)
-		cJSON_AddNumberToObject(rej, http_reject_name(i), (double)hs.rejected[i]);
-	cJSON_AddNumberToObject(st, "lastSeq", (double)last);
-	sinks = cJSON_AddObjectToObject(st, "sinks");
-	for (int i = 0; i < ctl->nsinks; i++) {
-		int64_t cur = sink_cursor(ctl->sinks[i]);
-		int64_t dead = store_reader_dead_count(ctl->reader, sink_name(ctl->sinks[i]));
+	(void)status;
+	if (control_conn_append(cl->conn, json, (size_t)jsonlen) == -1 ||
+	    control_conn_append(cl->conn, "\n", 1) == -1)
+		return -1;
+	cl->sub_seq = seq;
+	return control_conn_unsent(cl->conn) >= OUT_HIGH;
+}
 
-		s = cJSON_AddObjectToObject(sinks, sink_name(ctl->sinks[i]));
-		cJSON_AddNumberToObject(s, "cursor", (double)cur);
-		cJSON_AddNumberToObject(s, "lag", (double)(last > cur ? last - cur : 0));
-		cJSON_AddNumberToObject(s, "dead", (double)(dead > 0 ? dead : 0));
+/*
+ * Drops the lines not yet begun (a line partly sent is finished: never a
+ * torn line), says lagging instead, and closes.  Not an answer to a request:
+ * no "id", and a request in flight on the connection simply dies with it.
+ */
+static void
+send_lagging(struct client *cl)
+{
+	char msg[128];
+	cJSON *o;
+
+	control_conn_drop_unbegun(cl->conn);
+	log_info("control: a subscriber fell more than %d outcomes behind: dropped",
+	    LAG_MAX);
+	if ((o = cJSON_CreateObject()) != NULL) {
+		cJSON_AddBoolToObject(o, "ok", false);
+		cJSON_AddStringToObject(o, "error", "lagging");
+		snprintf(msg, sizeof(msg), "fell more than %d outcomes behind; subscribe "
+		    "again with since = the last seq received", LAG_MAX);
+		cJSON_AddStringToObject(o, "message", msg);
 	}
-	if (ctl->rc != NULL && ctl->rc->stats != NULL)
-		ctl->rc->stats(ctl->rc->arg, &state, &requests, &errors);
-	r = cJSON_AddObjectToObject(st, "reconciler");
-	cJSON_AddStringToObject(r, "state", state);
-	cJSON_AddNumberToObject(r, "requests", (double)requests);
-	cJSON_AddNumberToObject(r, "errors", (double)errors);
-	cJSON_AddNumberToObject(cJSON_AddObjectToObject(st, "control"), "clients",
-	    (double)ctl->nclients);
-	cJSON_AddNumberToObject(st, "uptimeSeconds",
-	    (double)((util_mono_ms() - ctl->started_ms) / 1000));
-	reply(ctl, cl, o);
+	control_conn_send_json(cl->conn, o);
+	control_conn_close_after(cl->conn);
+}
+
+static bool
+feeding(const struct client *cl)
+{
+	return cl->subscribed && !control_conn_closing(cl->conn) &&
+	    !control_conn_dead(cl->conn);
+}
+
+/* A subscriber's turn: what it has not been sent yet, while it reads. */
+static void
+feed(struct control *ctl, struct client *cl)
+{
+	int64_t last = store_last_seq(ctl->store);
+	int n;
+
+	if (cl->caught_up && last - cl->sub_seq > LAG_MAX &&
+	    control_conn_unsent(cl->conn) >= OUT_LOW) {
+		send_lagging(cl);
+		return;
+	}
+	for (int round = 0; round < FEED_ROUNDS; round++) {
+		if (!feeding(cl) || cl->sub_seq >= last ||
+		    control_conn_unsent(cl->conn) >= OUT_LOW)
+			return;
+		n = store_reader_outcomes(ctl->reader, cl->sub_seq, PULL_BATCH,
+		    feed_line, cl);
+		if (n <= 0) {
+			if (n == -1)
+				ctl->again = true;
+			return;
+		}
+		if (cl->sub_seq >= last)
+			cl->caught_up = true;
+		control_conn_flush(cl->conn);
+	}
+	if (!control_conn_dead(cl->conn) && cl->sub_seq < last &&
+	    control_conn_unsent(cl->conn) < OUT_LOW)
+		ctl->again = true;	/* more for it after the others' turn */
 }
 
 /* ------------------------------------------------------------------ */
-/* Dispatch, and the late answers */
+/* Dispatch */
 
 static const struct {
 	const char	*name;
@@ -489,11 +469,11 @@ static const struct {
 };
 
 /* One request line (without its '\n'). */
-void
-control_handle_line(struct control *ctl, struct client *cl, const char *line, size_t len)
+static void
+handle_line(struct control *ctl, struct client *cl, const char *line, size_t len)
 {
 	const char *end = NULL;
-	const cJSON *id, *cmd;
+	const cJSON *cmd;
 	cJSON *req;
 	size_t i;
 
@@ -508,17 +488,14 @@ control_handle_line(struct control *ctl, struct client *cl, const char *line, si
 			end++;
 	if (req == NULL || end != line + len || !cJSON_IsObject(req)) {
 		cJSON_Delete(req);
-		control_reply_error(ctl, cl, "bad_request",
+		control_block_error(cl->rq, "bad_request",
 		    "a request is one JSON object per line");
 		return;
 	}
-	cJSON_Delete(cl->req_id);
-	cl->req_id = NULL;
-	if ((id = cJSON_GetObjectItemCaseSensitive(req, "id")) != NULL)
-		cl->req_id = cJSON_Duplicate(id, true);
+	control_block_begin(cl->rq, cJSON_GetObjectItemCaseSensitive(req, "id"));
 	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
 	if (!cJSON_IsString(cmd)) {
-		control_reply_error(ctl, cl, "bad_request", "cmd must be a string");
+		control_block_error(cl->rq, "bad_request", "cmd must be a string");
 		cJSON_Delete(req);
 		return;
 	}
@@ -530,41 +507,131 @@ control_handle_line(struct control *ctl, struct client *cl, const char *line, si
 
 		/* Quote at most a bit of it back: it is the client's text. */
 		snprintf(name, sizeof(name), "%s", cmd->valuestring);
-		control_reply_error(ctl, cl, "unknown_command",
+		control_block_error(cl->rq, "unknown_command",
 		    "unknown command \"%s\"", name);
 	} else
 		commands[i].fn(ctl, cl, req);
 	cJSON_Delete(req);
 }
 
-void
-control_answer(struct control *ctl, struct client *cl, struct op *op)
+static int
+client_open(struct control *ctl, struct control_conn *conn)
 {
-	switch (op->kind) {
-	case B_TRACK:
-		if (op->rc != 0)
-			control_reply_error(ctl, cl, "internal",
-			    "storage unavailable: not tracked");
-		else
-			reply_payment(ctl, cl, op->pay.id, -1);
-		break;
-	case B_REPLAY:
-		if (op->rc == 1)
-			control_reply_error(ctl, cl, "not_found", "no dead letter %s %lld",
-			    op->id, (long long)op->seq);
-		else if (op->rc != 0)
-			control_reply_error(ctl, cl, "internal",
-			    "storage unavailable: not replayed");
-		else
-			reply(ctl, cl, resp_new(cl, true));
-		break;
-	case B_RECONCILE:
-		if (op->error[0] != '\0')
-			control_reply_error(ctl, cl, op->error, "%s", op->message);
-		else
-			reply_payment(ctl, cl, op->id, op->changed);
-		break;
-	default:
-		break;
+	struct client *cl;
+
+	if ((cl = calloc(1, sizeof(*cl))) == NULL ||
+	    (cl->rq = control_block_open(ctl->blk, conn)) == NULL) {
+		log_warn("control: accept");
+		free(cl);
+		return -1;
 	}
+	cl->conn = conn;
+	control_conn_set_data(conn, cl);
+	return 0;
+}
+
+/* The loop's one way up (control_upcall_fn). */
+static int
+control_event(void *arg, const struct control_ev *ev)
+{
+	struct control *ctl = arg;
+	struct client *cl = ev->conn != NULL ? control_conn_data(ev->conn) : NULL;
+	int t;
+
+	switch (ev->why) {
+	case CTL_OPEN:
+		return client_open(ctl, ev->conn);
+	case CTL_LINE:
+		handle_line(ctl, cl, ev->line, ev->len);
+		break;
+	case CTL_CONN:
+		if (feeding(cl))
+			feed(ctl, cl);
+		break;
+	case CTL_CLOSE:
+		control_block_close(cl->rq);
+		free(cl);
+		break;
+	case CTL_READY:
+		control_block_ready(ctl->blk, ev->fd);
+		break;
+	case CTL_TURN:
+		control_block_turn(ctl->blk, ev->now);
+		break;
+	case CTL_SLEEP:
+		t = ctl->again ? 0 : control_block_sleep(ctl->blk, ev->now);
+		ctl->again = false;
+		return t;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and stop */
+
+struct control *
+control_start(const struct control_params *p, char *err, size_t errlen)
+{
+	struct control *ctl;
+
+	if ((ctl = calloc(1, sizeof(*ctl))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ctl->store = p->store;
+	ctl->stats = p->stats;
+	ctl->stats_arg = p->stats_arg;
+	ctl->rc = p->reconciler;
+	if ((ctl->io = control_io_open(p->path, p->mode, control_event, ctl, err,
+	    errlen)) == NULL ||
+	    (ctl->reader = store_reader_open(store_path(p->store), err, errlen)) == NULL ||
+	    (ctl->blk = control_block_new(p->store, ctl->reader, err, errlen)) == NULL)
+		goto fail;
+	if (control_io_watch(ctl->io, control_block_fd(ctl->blk, 0)) == -1 ||
+	    control_io_watch(ctl->io, control_block_fd(ctl->blk, 1)) == -1) {
+		snprintf(err, errlen, "control: too many fds to watch");
+		goto fail;
+	}
+	if (control_io_start(ctl->io, err, errlen) == -1)
+		goto fail;
+	log_info("control socket %s (mode %04o)", p->path, (unsigned)p->mode);
+	return ctl;
+fail:
+	control_free(ctl);
+	return NULL;
+}
+
+bool
+control_alive(struct control *ctl)
+{
+	return control_io_alive(ctl->io);
+}
+
+int
+control_clients(struct control *ctl)
+{
+	return control_io_clients(ctl->io);
+}
+
+void
+control_stop(struct control *ctl)
+{
+	if (ctl == NULL || ctl->stopped)
+		return;
+	ctl->stopped = true;
+	/* The loop first: nothing is blocked on the state it drops. */
+	control_io_stop(ctl->io);
+	control_block_stop(ctl->blk);
+}
+
+void
+control_free(struct control *ctl)
+{
+	if (ctl == NULL)
+		return;
+	control_stop(ctl);
+	control_io_free(ctl->io);
+	control_block_free(ctl->blk);
+	store_reader_free(ctl->reader);
+	free(ctl);
 }

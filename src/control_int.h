@@ -1,14 +1,17 @@
 /*
- * control_int.h - what control.c (the loop: sockets, buffers, waiters,
- * subscribers, answers from other threads) and control_cmd.c (the requests
- * of SPEC §4 and their answers) share.  Everything here runs on the control
- * thread unless it says otherwise.  Not for other modules.
+ * control_int.h - the control socket's transport (control.c), as the layers
+ * above it see it: control_block.c (the blocking state) and control_cmd.c
+ * (the commands).  Not for other modules.
+ *
+ * The transport knows sockets, lines and buffers, and no command.  It calls
+ * up through exactly one function, the control_upcall_fn handed to
+ * control_io_open(); everything else is called down.  The control_io_*
+ * lifecycle belongs to the thread that starts and stops the socket; the
+ * rest runs on the control thread only unless it says otherwise.
  */
 #ifndef VINR_CONTROL_INT_H
 #define VINR_CONTROL_INT_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,142 +19,101 @@
 
 #include <cjson/cJSON.h>
 
-#include "control.h"
-#include "payment.h"
-
 #define MAX_LINE	65536		/* SPEC §4: a longer line closes the connection */
 #define MAX_CLIENTS	512
-#define MAX_SINKS	8
-#define MAX_ID_LEN	255		/* payment ids, references, sink names */
 #define OUT_LOW		(64 * 1024)	/* a subscriber is fed below this */
 #define OUT_HIGH	(256 * 1024)	/* nothing more is read or fed above this */
-#define LAG_MAX		1000		/* outcomes a live subscriber may fall behind */
-#define FEED_ROUNDS	8		/* pulls per subscriber per loop turn */
-#define PULL_BATCH	256
-#define MATCH_BATCH	1024
 #define CLOSE_GRACE_MS	5000		/* to write a last answer before closing */
-#define WAIT_DEFAULT_S	150
-#define WAIT_MAX_S	3600
-#define MAX_NUMBER	9007199254740992.0	/* 2^53: beyond, doubles skip integers */
+#define CONTROL_WATCH_MAX 2		/* fds the layers above may have polled */
 
-enum busy {
-	B_NONE,
-	B_WAIT,
-	B_TRACK,
-	B_REPLAY,
-	B_RECONCILE
+struct control_io;
+struct control_conn;
+
+/* Why the transport calls up. */
+enum control_why {
+	/* A connection was accepted.  Return 0, or -1 to refuse it (closed
+	 * at once, without CTL_CLOSE). */
+	CTL_OPEN,
+	/* conn sent a request line (line, len: without its '\n'). */
+	CTL_LINE,
+	/* conn's turn, after its lines and before its output is written. */
+	CTL_CONN,
+	/* conn is about to be freed: forget it. */
+	CTL_CLOSE,
+	/* fd, a watched one, was readable (and is drained). */
+	CTL_READY,
+	/* Once per loop turn, after the sockets were read and before the
+	 * connections' turns. */
+	CTL_TURN,
+	/* Before poll: return the most ms the loop may sleep, -1 for no
+	 * limit of the caller's own. */
+	CTL_SLEEP
 };
 
-struct client {
-	int		 fd;
-	uint64_t	 token;		/* unique: matches late answers to it */
-	char		*in;		/* bytes read, not yet a whole line */
-	size_t		 inlen, incap;
-	char		*out;		/* out[outoff .. outlen) is unsent */
-	size_t		 outoff, outlen, outcap;
-	bool		 midline;	/* what was sent ends inside a line */
-	bool		 eof;		/* the peer will send nothing more */
-	bool		 hup;		/* the peer is gone */
-	bool		 closing;	/* close once out is written */
-	int64_t		 close_by;	/* ... or at this monotonic ms */
-	bool		 dead;		/* close at the end of this loop turn */
-
-	enum busy	 busy;		/* the request being answered */
-	cJSON		*req_id;	/* its "id", echoed */
-	char		*wait_id;	/* B_WAIT: the payment */
-	int64_t		 wait_until;	/* B_WAIT: monotonic ms */
-
-	bool		 subscribed;
-	bool		 caught_up;	/* has been live once: may now lag */
-	int64_t		 sub_seq;	/* the last seq put in out */
+struct control_ev {
+	enum control_why	 why;
+	struct control_conn	*conn;	/* OPEN, LINE, CONN, CLOSE; else NULL */
+	const char		*line;	/* LINE */
+	size_t			 len;
+	int			 fd;	/* READY */
+	int64_t			 now;	/* util_mono_ms() of this turn */
 };
 
-/* Work handed to the writer or the reconciler, until its answer is used. */
-struct op {
-	struct op	*next;
-	struct control	*ctl;
-	uint64_t	 token;
-	enum busy	 kind;
-	int		 rc;		/* the store's answer */
-	struct payment	 pay;		/* B_TRACK: what to store */
-	char		*id;		/* B_RECONCILE: the payment; B_REPLAY: the sink */
-	int64_t		 seq;		/* B_REPLAY */
-	char		 error[32];	/* B_RECONCILE: a SPEC code, "" = done */
-	char		 message[256];
-	bool		 changed;
-};
+/* The one way up; see enum control_why for what it returns. */
+typedef int	(*control_upcall_fn)(void *arg, const struct control_ev *);
 
-struct control {
-	char		*path;
-	ino_t		 ino;		/* of the socket file we bound */
-	struct store	*store;
-	struct http	*http;
-	struct sink	*sinks[MAX_SINKS];
-	int		 nsinks;
-	int64_t		 started_ms;
-	const struct control_reconciler *rc;
+/*
+ * Binds and listens on path (mode), removing a socket file left by a crash;
+ * no thread yet.  Returns NULL with a message in err on failure.  Free with
+ * control_io_free().
+ */
+struct control_io *control_io_open(const char *path, mode_t mode,
+		    control_upcall_fn, void *arg, char *err, size_t errlen);
+/* Has the loop poll fd as well (an eventfd: it is drained, then CTL_READY).
+ * Before control_io_start(); at most CONTROL_WATCH_MAX.  Returns 0 or -1. */
+int		 control_io_watch(struct control_io *, int fd);
+/* Starts the control thread.  Returns 0, or -1 with a message in err. */
+int		 control_io_start(struct control_io *, char *err, size_t errlen);
+/*
+ * Stops the thread, which drops every connection (CTL_CLOSE each) on its
+ * way out, then closes the listening socket and removes the socket file if
+ * it is still ours.  Never frees; NULL ok; a second call does nothing.
+ */
+void		 control_io_stop(struct control_io *);
+/* control_io_stop() if needed, then frees.  NULL ok. */
+void		 control_io_free(struct control_io *);
+/* Any thread: the loop turned in the last 15 s; the connections now. */
+bool		 control_io_alive(struct control_io *);
+int		 control_io_clients(struct control_io *);
 
-	struct store_reader *reader;
-	int		 lfd;
-	int		 outcome_fd;	/* written by the store's writer */
-	int		 wake_fd;	/* written by control_stop and answers */
-	bool		 listening;	/* outcome_fd is a store listener */
-	pthread_t	 thread;
-	bool		 started;
-	atomic_bool	 stopping;
-	_Atomic int64_t	 tick_ms;	/* the loop's last turn */
-	atomic_int	 nclients_now;	/* nclients, for other threads */
-
-	/* The control thread's own. */
-	struct client	*clients[MAX_CLIENTS];
-	int		 nclients;
-	uint64_t	 next_token;
-	int64_t		 seen_seq;	/* outcomes matched against waiters */
-	bool		 unseen;	/* the writer said there are more */
-	int		 nwaiters;
-	bool		 again;		/* work left: poll without sleeping */
-
-	/* Under mu: the doors from other threads. */
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;		/* signalled when ninflight drops */
-	struct op	*inflight;
-	struct op	*done;
-	int		 ninflight;
-};
-
-/* control.c: buffers */
-
-/* Appends o as one line to the client's output and deletes o.  NULL o (an
- * allocation failed) drops the client. */
-void		 control_send_json(struct client *, cJSON *o);
-/* Closes the client once its output is written (or CLOSE_GRACE_MS passed). */
-void		 control_close_after(struct client *);
-
-/* control.c: work handed to the writer or the reconciler */
-
-/* A new op for the client's current request; NULL after answering
- * "internal".  Free with control_op_free(). */
-struct op	*control_op_new(struct control *, struct client *, enum busy kind);
-/* Puts op on the inflight list; call before handing it over. */
-void		 control_op_register(struct control *, struct op *);
-/* Takes op back off the inflight list (the handover failed) and frees it. */
-void		 control_op_cancel(struct control *, struct op *);
-void		 control_op_free(struct op *);
-/* The store's done callback (store_done_fn) for an op; writer thread. */
-void		 control_store_done(void *op, int rc);
-
-/* control_cmd.c: requests and answers */
-
-/* Answers one request line (without its '\n'); it may leave the client
- * busy (wait, track, replay, reconcile). */
-void		 control_handle_line(struct control *, struct client *,
-		    const char *line, size_t len);
-/* Answers the client's current request with an error; ends the request. */
-void		 control_reply_error(struct control *, struct client *, const char *code,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Answers the client's wait: its payment, ok unless timed_out. */
-void		 control_reply_wait(struct control *, struct client *, bool timed_out);
-/* Answers the request an op was for, if its client is still there. */
-void		 control_answer(struct control *, struct client *, struct op *);
+/* One connection, from CTL_OPEN to CTL_CLOSE.  data is the caller's. */
+void		*control_conn_data(struct control_conn *);
+void		 control_conn_set_data(struct control_conn *, void *);
+/* Appends o as one line to the output and deletes o.  NULL o (an
+ * allocation failed) drops the connection. */
+void		 control_conn_send_json(struct control_conn *, cJSON *o);
+/* Appends len raw bytes.  Returns 0, or -1 (the connection is dropped). */
+int		 control_conn_append(struct control_conn *, const char *, size_t);
+/* The output not yet written. */
+size_t		 control_conn_unsent(const struct control_conn *);
+/* Writes what the socket takes now, without blocking. */
+void		 control_conn_flush(struct control_conn *);
+/* Drops the output lines not yet begun (one partly written is kept whole:
+ * never a torn line). */
+void		 control_conn_drop_unbegun(struct control_conn *);
+/*
+ * hold: no further line is read or handed up until release (a request is
+ * being answered; a peer that hangs up meanwhile is dropped).  Only the
+ * owner of the blocking state calls these.
+ */
+void		 control_conn_hold(struct control_conn *);
+void		 control_conn_release(struct control_conn *);
+/* The connection streams: the peer's end of input does not close it. */
+void		 control_conn_stream(struct control_conn *);
+/* Closes once the output is written (or CLOSE_GRACE_MS passed). */
+void		 control_conn_close_after(struct control_conn *);
+bool		 control_conn_closing(const struct control_conn *);
+/* It will be closed at the end of this loop turn. */
+bool		 control_conn_dead(const struct control_conn *);
 
 #endif

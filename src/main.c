@@ -310,7 +310,7 @@ metrics(void *arg)
 	return buf;
 }
 
-/* The control socket's "reconcile" and stats, answered by the reconciler. */
+/* The control socket's "reconcile", answered by the reconciler. */
 static void
 rc_answered(void *req, enum rc_answer a, bool changed, const char *msg)
 {
@@ -330,15 +330,47 @@ rc_request(void *arg, const char *payment_id, void *req)
 	return reconcile_request(arg, payment_id, rc_answered, req);
 }
 
-static void
-rc_stats(void *arg, const char **state, uint64_t *requests, uint64_t *errors)
+/* The control socket's "stats" (SPEC §4), on the control thread. */
+static cJSON *
+control_stats(void *arg)
 {
+	struct daemon *d = arg;
+	struct http_stats hs;
 	struct reconcile_stats rs;
+	int64_t last = store_last_seq(d->store);
+	cJSON *st, *w, *rej, *sinks, *s, *r;
 
-	reconcile_stats_get(arg, &rs);
-	*state = reconcile_state_name(rs.state);
-	*requests = rs.requests;
-	*errors = rs.errors;
+	if ((st = cJSON_CreateObject()) == NULL)
+		return NULL;
+	http_stats_get(d->http, &hs);
+	w = cJSON_AddObjectToObject(st, "webhooks");
+	cJSON_AddNumberToObject(w, "accepted", (double)hs.accepted);
+	cJSON_AddNumberToObject(w, "duplicate", (double)hs.duplicate);
+	cJSON_AddNumberToObject(w, "ignored", (double)hs.ignored);
+	rej = cJSON_AddObjectToObject(w, "rejected");
+	for (int i = 0; i < REJ_COUNT; i++)
+		cJSON_AddNumberToObject(rej, http_reject_name(i), (double)hs.rejected[i]);
+	cJSON_AddNumberToObject(st, "lastSeq", (double)last);
+	sinks = cJSON_AddObjectToObject(st, "sinks");
+	for (int i = 0; i < d->nsinks; i++) {
+		int64_t cur = sink_cursor(d->sinks[i]);
+		int64_t dead = sink_dead_letters(d->sinks[i]);
+
+		s = cJSON_AddObjectToObject(sinks, sink_name(d->sinks[i]));
+		cJSON_AddNumberToObject(s, "cursor", (double)cur);
+		cJSON_AddNumberToObject(s, "lag", (double)(last > cur ? last - cur : 0));
+		cJSON_AddNumberToObject(s, "dead", (double)(dead > 0 ? dead : 0));
+	}
+	reconcile_stats_get(d->reconciler, &rs);
+	r = cJSON_AddObjectToObject(st, "reconciler");
+	cJSON_AddStringToObject(r, "state", reconcile_state_name(rs.state));
+	cJSON_AddNumberToObject(r, "requests", (double)rs.requests);
+	cJSON_AddNumberToObject(r, "errors", (double)rs.errors);
+	cJSON_AddNumberToObject(cJSON_AddObjectToObject(st, "control"), "clients",
+	    d->control != NULL ? (double)control_clients(d->control) : 0);
+	cJSON_AddNumberToObject(st, "uptimeSeconds",
+	    (double)((util_mono_ms() - d->started_ms) / 1000));
+	return st;
 }
 
 static int
@@ -397,7 +429,7 @@ main(int argc, char *argv[])
 	};
 	struct daemon d = { 0 };
 	struct http_hooks hooks = { health, metrics, &d };
-	static struct control_reconciler rc_glue = { rc_request, rc_stats, NULL };
+	static struct control_reconciler rc_glue = { rc_request, NULL };
 	const char *file = CONFIG_DEFAULT_PATH;
 	struct sig_key *keys = NULL;
 	bool check = false, debug = false;
@@ -490,8 +522,8 @@ main(int argc, char *argv[])
 	rc_glue.arg = d.reconciler;
 	if (d.cfg.control_socket != NULL) {
 		struct control_params cp = { .path = d.cfg.control_socket,
-		    .mode = d.cfg.control_mode, .store = d.store, .http = d.http,
-		    .sinks = d.sinks, .nsinks = d.nsinks, .started_ms = d.started_ms,
+		    .mode = d.cfg.control_mode, .store = d.store,
+		    .stats = control_stats, .stats_arg = &d,
 		    .reconciler = d.reconciler != NULL ? &rc_glue : NULL };
 
 		if ((d.control = control_start(&cp, err, sizeof(err))) == NULL)
@@ -530,7 +562,7 @@ main(int argc, char *argv[])
 	log_info("stopping");
 	sd_notify(0, "STOPPING=1");
 	http_stop(d.http, 10000);
-	control_stop(d.control);
+	control_free(d.control);
 	reconcile_stop(d.reconciler);
 	for (int i = 0; i < d.nsinks; i++)
 		sink_stop(d.sinks[i]);

@@ -547,6 +547,25 @@ def test_half_closed_client_gets_its_answers(daemon):
     assert daemon.stop() == 0
 
 
+
+def test_pipelined_blocking_requests_do_not_stall(daemon):
+    """Lines sent in one write behind blocking requests (waits that time out, tracks the
+    writer commits) are held until each is answered, then read: every answer comes, in
+    order, each with its own id, and none waits for anything but its own work."""
+    reqs = [{"cmd": "wait", "paymentId": pid(), "timeout": 0.1, "id": i} for i in range(5)]
+    reqs += [{"cmd": "track", "paymentId": pid(), "id": 5 + i} for i in range(20)]
+    reqs.append({"cmd": "ping", "id": 25})
+    with daemon.control_client(timeout=30) as c:
+        t0 = time.time()
+        c.send(b"".join(json.dumps(r).encode() + b"\n" for r in reqs))
+        answers = [c.recv() for _ in reqs]
+        took = time.time() - t0
+    assert [a["id"] for a in answers] == list(range(26))
+    assert all(a["error"] == "timeout" for a in answers[:5])
+    assert all(a["ok"] is True and a["payment"]["tracked"] is True for a in answers[5:25])
+    assert took < 5, took
+    assert daemon.stop() == 0
+
 def test_many_clients_at_once(daemon):
     clients = [daemon.control_client() for _ in range(200)]
     for i, c in enumerate(clients):

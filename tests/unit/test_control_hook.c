@@ -2,10 +2,12 @@
  * test_control_hook.c - the control socket's reconciler hook (control.h):
  * "reconcile" handed to a fake reconciler that answers from its own thread
  * through control_reconcile_done(), errors passed through, a refused request,
- * the stats hook, and control_stop() waiting for an answer still out.
+ * the stats callback, control_stop() waiting for an answer still out, and
+ * the lifecycle (control_stop() twice, control_free(), the socket file and
+ * the store listener given back).
  *
- * The real reconciler is wired in main.c; this checks control.c's side of
- * the contract with a real store and a real socket.
+ * The real reconciler and stats are wired in main.c; this checks the control
+ * socket's side of the contract with a real store and a real socket.
  */
 
 #include <stdarg.h>
@@ -14,12 +16,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,6 +42,7 @@ struct fake {
 	bool		 changed;
 	bool		 refuse;	/* reconcile() returns -1 */
 	int		 delay_ms;
+	bool		 no_stats;	/* the stats callback fails */
 	atomic_int	 calls;
 };
 
@@ -77,14 +83,21 @@ fake_reconcile(void *arg, const char *payment_id, void *req)
 	return 0;
 }
 
-static void
-fake_stats(void *arg, const char **state, uint64_t *requests, uint64_t *errors)
+/* A small STATS object: the reconciler's part, from the fake. */
+static cJSON *
+fake_stats(void *arg)
 {
 	struct fake *f = arg;
+	cJSON *st, *rc;
 
-	*state = "ok";
-	*requests = (uint64_t)atomic_load(&f->calls);
-	*errors = 7;
+	if (f->no_stats)
+		return NULL;
+	st = cJSON_CreateObject();
+	rc = cJSON_AddObjectToObject(st, "reconciler");
+	cJSON_AddStringToObject(rc, "state", "ok");
+	cJSON_AddNumberToObject(rc, "requests", atomic_load(&f->calls));
+	cJSON_AddNumberToObject(rc, "errors", 7);
+	return st;
 }
 
 struct fixture {
@@ -111,11 +124,12 @@ setup(void **state)
 	if ((f->store = store_open(db, 1, err, sizeof(err))) == NULL ||
 	    store_start(f->store) == -1)
 		return -1;
-	f->rc = (struct control_reconciler){ fake_reconcile, fake_stats, &f->fake };
+	f->rc = (struct control_reconciler){ fake_reconcile, &f->fake };
 	p.path = f->sock;
 	p.mode = 0600;
 	p.store = f->store;
-	p.started_ms = util_mono_ms();
+	p.stats = fake_stats;
+	p.stats_arg = &f->fake;
 	p.reconciler = &f->rc;
 	if ((f->ctl = control_start(&p, err, sizeof(err))) == NULL) {
 		print_error("control_start: %s\n", err);
@@ -131,7 +145,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 	char cmd[160];
 
-	control_stop(f->ctl);
+	control_free(f->ctl);
 	store_free(f->store);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
@@ -262,9 +276,126 @@ test_stop_waits_for_reconcile(void **state)
 		usleep(1000);
 	t0 = util_mono_ms();
 	control_stop(f->ctl);
-	f->ctl = NULL;
 	assert_true(util_mono_ms() - t0 >= 200);
 	close(fd);
+	/* Stopped, not freed: teardown frees it. */
+	assert_int_equal(control_clients(f->ctl), 0);
+}
+
+/* stats answers the callback's object; a failing or missing one: internal. */
+static void
+test_stats_callback(void **state)
+{
+	struct fixture *f = *state;
+	struct control_params p = { 0 };
+	struct control *other;
+	char path[160], err[256];
+	int fd = connect_to(f->sock);
+	cJSON *r;
+
+	r = ask(fd, "{\"cmd\":\"stats\",\"id\":\"s\"}\n");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")));
+	assert_string_equal(str(r, "id"), "s");
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(r, "stats"), "reconciler"));
+	cJSON_Delete(r);
+	f->fake.no_stats = true;
+	r = ask(fd, "{\"cmd\":\"stats\",\"id\":\"t\"}\n");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")));
+	assert_string_equal(str(r, "error"), "internal");
+	assert_string_equal(str(r, "id"), "t");
+	cJSON_Delete(r);
+	close(fd);
+
+	/* No callback at all, and no reconciler. */
+	snprintf(path, sizeof(path), "%s/other.sock", f->dir);
+	p.path = path;
+	p.mode = 0600;
+	p.store = f->store;
+	assert_non_null(other = control_start(&p, err, sizeof(err)));
+	fd = connect_to(path);
+	r = ask(fd, "{\"cmd\":\"stats\"}\n");
+	assert_string_equal(str(r, "error"), "internal");
+	cJSON_Delete(r);
+	r = ask(fd, "{\"cmd\":\"reconcile\",\"paymentId\":\"tpay_d\"}\n");
+	assert_string_equal(str(r, "error"), "reconciler_disabled");
+	cJSON_Delete(r);
+	close(fd);
+	control_free(other);
+}
+
+/* The eventfds and sockets open now (SQLite may keep a closed database
+ * file open for a while: not counted). */
+static int
+count_fds(void)
+{
+	char link[PATH_MAX], target[256];
+	struct dirent *e;
+	ssize_t len;
+	DIR *d;
+	int n = 0;
+
+	assert_non_null(d = opendir("/proc/self/fd"));
+	while ((e = readdir(d)) != NULL) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		if (strncmp(target, "socket:", 7) == 0 ||
+		    strcmp(target, "anon_inode:[eventfd]") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * _stop stops and never frees, twice is harmless, _free takes NULL and a
+ * stopped or a running control; each gives back the socket file, its fds
+ * and its store listener (the store takes 16: twenty rounds would fail).
+ */
+static void
+test_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	struct control_params p = { 0 };
+	struct control *c;
+	struct stat st;
+	char path[160], err[256], buf[16];
+	int fd, fds;
+
+	control_stop(NULL);
+	control_free(NULL);
+
+	/* The fixture's: stop twice, then it is gone but still readable. */
+	fd = connect_to(f->sock);
+	cJSON_Delete(ask(fd, "{\"cmd\":\"ping\"}\n"));	/* accepted */
+	control_stop(f->ctl);
+	control_stop(f->ctl);
+	assert_int_equal(stat(f->sock, &st), -1);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 0);	/* dropped */
+	close(fd);
+	assert_int_equal(control_clients(f->ctl), 0);
+
+	snprintf(path, sizeof(path), "%s/round.sock", f->dir);
+	p.path = path;
+	p.mode = 0600;
+	p.store = f->store;
+	p.stats = fake_stats;
+	p.stats_arg = &f->fake;
+	fds = count_fds();
+	for (int i = 0; i < 20; i++) {
+		if ((c = control_start(&p, err, sizeof(err))) == NULL)
+			fail_msg("round %d: %s", i, err);
+		fd = connect_to(path);
+		cJSON_Delete(ask(fd, "{\"cmd\":\"ping\"}\n"));
+		if (i % 2 == 0)
+			control_stop(c);
+		control_free(c);
+		assert_int_equal(stat(path, &st), -1);
+		close(fd);
+	}
+	assert_int_equal(count_fds(), fds);
 }
 
 int
@@ -274,6 +405,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconcile_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconcile_client_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_waits_for_reconcile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 	};
 
 	log_init(0);
