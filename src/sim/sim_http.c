@@ -5,8 +5,9 @@
  * can simply block in its handler until the payment settles (sim_pay_wait).
  * The handler has the usual three phases: allocate a context on the first
  * call, collect the body (capped at MAX_BODY) on the next ones, answer on
- * the last.  The little state of this file - injected faults and the
- * retrieve counters - sits behind h->mu, a leaf lock.
+ * the last.  The little state of this file - injected faults, the
+ * retrieve counters and the rate limit's buckets - sits behind h->mu, a
+ * leaf lock.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@
 #define HIST_SECONDS		3600	/* retrievesPerSecond keeps the last hour */
 #define MAX_BY_PAYMENT		10000	/* retrievesByPayment keeps this many ids */
 #define MAX_FAULT_DELAY_MS	60000
+#define MAX_BUCKETS		256	/* rate-limited keys remembered at once */
 
 enum op { OP_CREATE, OP_RETRIEVE, OP_CANCEL, OP_CAPTURE, OP_COUNT };
 
@@ -41,6 +43,14 @@ struct fault {
 	long	count;		/* calls left; -1 = until cleared; 0 = none */
 	long	delay_ms;
 	char	retry_after[64];	/* "" = no Retry-After header */
+};
+
+/* One API key's retrieve allowance (a token bucket); the key is hashed so
+ * that the simulator keeps no copy of it. */
+struct bucket {
+	uint64_t	key;
+	double		tokens;
+	int64_t		last_ms;	/* monotonic; 0 = slot unused */
 };
 
 struct sim_http {
@@ -55,6 +65,8 @@ struct sim_http {
 	long			 requests;
 	long			 retrieves;
 	long			 retrieves_faulted;
+	long			 retrieves_limited;
+	struct bucket		 buckets[MAX_BUCKETS];
 	cJSON			*per_second;	/* {"<unix second>": n} oldest first */
 	cJSON			*by_payment;	/* {"tpay_…": n} */
 };
@@ -364,6 +376,7 @@ stats_get(struct sim_http *h, struct MHD_Connection *c)
 	cJSON_AddNumberToObject(o, "requests", (double)h->requests);
 	cJSON_AddNumberToObject(o, "retrieves", (double)h->retrieves);
 	cJSON_AddNumberToObject(o, "retrievesFaulted", (double)h->retrieves_faulted);
+	cJSON_AddNumberToObject(o, "retrievesLimited", (double)h->retrieves_limited);
 	cJSON_AddItemToObject(o, "retrievesPerSecond", cJSON_Duplicate(h->per_second, 1));
 	cJSON_AddItemToObject(o, "retrievesByPayment", cJSON_Duplicate(h->by_payment, 1));
 	cJSON_AddItemToObject(o, "faults", faults_json_locked(h));
@@ -381,18 +394,109 @@ stats_get(struct sim_http *h, struct MHD_Connection *c)
 
 /* ---- the Cloud API ------------------------------------------------------ */
 
-static int
-authorized(struct sim_http *h, struct MHD_Connection *c)
+/* The request's API key when it is a valid one, else NULL. */
+static const char *
+api_key_of(struct sim_http *h, struct MHD_Connection *c)
 {
 	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 
 	if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0)
-		return 0;
+		return NULL;
 	for (a += 7; *a == ' '; a++)
 		;
 	if (h->cfg.api_key != NULL)
-		return strcmp(a, h->cfg.api_key) == 0;
-	return strncmp(a, "sk_test_", 8) == 0 && a[8] != '\0' && strpbrk(a, " \t") == NULL;
+		return strcmp(a, h->cfg.api_key) == 0 ? a : NULL;
+	if (strncmp(a, "sk_test_", 8) == 0 && a[8] != '\0' && strpbrk(a, " \t") == NULL)
+		return a;
+	return NULL;
+}
+
+static uint64_t
+fnv1a(const char *s)
+{
+	uint64_t x = 0xcbf29ce484222325ULL;
+
+	for (; *s != '\0'; s++)
+		x = (x ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return x;
+}
+
+/*
+ * VINR rate-limits sustained polling of retrieve.  Takes one retrieve from
+ * key's bucket: returns 1, or 0 with *retry_after_s (at least 1) when the
+ * bucket is empty.  A new key gets a full bucket; when every slot is taken,
+ * the key idle the longest gives its slot up.
+ */
+static int
+rate_take(struct sim_http *h, const char *key, long *retry_after_s)
+{
+	uint64_t k = fnv1a(key);
+	int64_t now = util_mono_ms();
+	double limit = (double)h->cfg.retrieve_limit;
+	double per_ms = limit / (double)h->cfg.retrieve_window_ms;
+	struct bucket *b = NULL, *oldest = &h->buckets[0];
+	int ok;
+
+	if (h->cfg.retrieve_limit == 0)
+		return 1;
+	pthread_mutex_lock(&h->mu);
+	for (size_t i = 0; i < MAX_BUCKETS && b == NULL; i++) {
+		if (h->buckets[i].last_ms != 0 && h->buckets[i].key == k)
+			b = &h->buckets[i];
+		else if (h->buckets[i].last_ms < oldest->last_ms)
+			oldest = &h->buckets[i];
+	}
+	if (b == NULL) {
+		b = oldest;
+		b->key = k;
+		b->tokens = limit;
+	} else {
+		b->tokens += (double)(now - b->last_ms) * per_ms;
+		if (b->tokens > limit)
+			b->tokens = limit;
+	}
+	b->last_ms = now > 0 ? now : 1;
+	if ((ok = b->tokens >= 1.0)) {
+		b->tokens -= 1.0;
+	} else {
+		/* Whole seconds until the next token, rounded up. */
+		double wait_s = (1.0 - b->tokens) / per_ms / 1000.0;
+
+		*retry_after_s = (long)wait_s;
+		if ((double)*retry_after_s < wait_s || *retry_after_s < 1)
+			(*retry_after_s)++;
+		h->retrieves_limited++;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return ok;
+}
+
+int
+sim_http_config_retrieve_limit(struct sim_http_config *cfg, const char *arg)
+{
+	char *end;
+	long long n;
+	double s = 1;
+
+	errno = 0;
+	n = strtoll(arg, &end, 10);
+	if (end == arg || errno != 0 || n < 0 || n > 1000000)
+		return -1;
+	if (*end == '/') {
+		const char *q = end + 1;
+
+		s = strtod(q, &end);
+		if (end == q || errno != 0 || !(s >= 0.001 && s <= 86400))
+			return -1;
+	} else if (n != 0) {
+		return -1;	/* "N/S", or "0" for no limit */
+	}
+	if (*end != '\0')
+		return -1;
+	cfg->retrieve_limit = (long)n;
+	cfg->retrieve_window_ms = (int64_t)(s * 1000 + 0.5);
+	cfg->retrieve_limit_set = 1;
+	return 0;
 }
 
 /* Parses the body as JSON: NULL (with *bad set) when not JSON.  An empty
@@ -432,12 +536,44 @@ opt_string(const cJSON *o, const char *k, const char **out)
 	return 1;
 }
 
+static int
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* The sim-only "simulate" wishes of a create (absent or null: none); 0 or -1. */
+static int
+simulate_parse(const cJSON *sim, struct sim_pay_request *rq)
+{
+	const cJSON *v;
+
+	if (sim == NULL || cJSON_IsNull(sim))
+		return 0;
+	if (!cJSON_IsObject(sim))
+		return -1;
+	if ((v = cJSON_GetObjectItemCaseSensitive(sim, "dropWebhooks")) != NULL) {
+		if (!cJSON_IsBool(v))
+			return -1;
+		rq->drop_webhooks = cJSON_IsTrue(v);
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(sim, "duplicateWebhooks")) != NULL) {
+		if (!cJSON_IsBool(v))
+			return -1;
+		rq->duplicate_webhooks = cJSON_IsTrue(v);
+	}
+	return 0;
+}
+
 /* Reads and checks a create body into rq (pointers into body). */
 static int
 create_parse(struct sim_http *h, struct MHD_Connection *c, const cJSON *body,
     struct sim_pay_request *rq, char currency[4], struct sim_err *e)
 {
-	const cJSON *v, *sim;
+	const cJSON *v;
 	const char *s, *q;
 	char *end;
 	double d;
@@ -448,8 +584,10 @@ create_parse(struct sim_http *h, struct MHD_Connection *c, const cJSON *body,
 		sim_err_set(e, 400, "invalid_request", "the body must be a JSON object");
 		return -1;
 	}
-	if (opt_string(body, "terminalId", &rq->terminal_id) != 1 || *rq->terminal_id == '\0') {
-		sim_err_set(e, 400, "invalid_request", "terminalId is required (a string)");
+	if (opt_string(body, "terminalId", &rq->terminal_id) != 1 || *rq->terminal_id == '\0' ||
+	    strlen(rq->terminal_id) > MAX_REFERENCE || has_control(rq->terminal_id)) {
+		sim_err_set(e, 400, "invalid_request", "terminalId is required (a string of up "
+		    "to %d printable bytes)", MAX_REFERENCE);
 		return -1;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(body, "amount");
@@ -508,20 +646,10 @@ create_parse(struct sim_http *h, struct MHD_Connection *c, const cJSON *body,
 		    "numbers (GET /_sim/cards)");
 		return -1;
 	}
-	sim = cJSON_GetObjectItemCaseSensitive(body, "simulate");
-	if (sim != NULL && !cJSON_IsNull(sim)) {
-		if (!cJSON_IsObject(sim))
-			goto bad_sim;
-		if ((v = cJSON_GetObjectItemCaseSensitive(sim, "dropWebhooks")) != NULL) {
-			if (!cJSON_IsBool(v))
-				goto bad_sim;
-			rq->drop_webhooks = cJSON_IsTrue(v);
-		}
-		if ((v = cJSON_GetObjectItemCaseSensitive(sim, "duplicateWebhooks")) != NULL) {
-			if (!cJSON_IsBool(v))
-				goto bad_sim;
-			rq->duplicate_webhooks = cJSON_IsTrue(v);
-		}
+	if (simulate_parse(cJSON_GetObjectItemCaseSensitive(body, "simulate"), rq) == -1) {
+		sim_err_set(e, 400, "invalid_request", "simulate must be an object "
+		    "{\"dropWebhooks\": bool, \"duplicateWebhooks\": bool}");
+		return -1;
 	}
 	rq->delay_ms = h->cfg.default_delay_ms;
 	if ((q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "simulateDelay")) != NULL) {
@@ -535,10 +663,6 @@ create_parse(struct sim_http *h, struct MHD_Connection *c, const cJSON *body,
 		rq->delay_ms = (int64_t)(d * 1000 + 0.5);
 	}
 	return 0;
-bad_sim:
-	sim_err_set(e, 400, "invalid_request", "simulate must be an object "
-	    "{\"dropWebhooks\": bool, \"duplicateWebhooks\": bool}");
-	return -1;
 }
 
 static enum MHD_Result
@@ -554,8 +678,9 @@ api_create(struct sim_http *h, struct MHD_Connection *c, const cJSON *body)
 		return reply_err(c, &e);
 	if ((o = sim_pay_create(h->pay, &rq, id, &e)) == NULL)
 		return reply_err(c, &e);
+	/* Async: 202 Accepted with the payment pending, as the page says. */
 	if (!rq.sync)
-		return reply(c, 201, o, NULL, NULL);
+		return reply(c, 202, o, NULL, NULL);
 	cJSON_Delete(o);
 	if ((o = sim_pay_wait(h->pay, id, h->cfg.sync_timeout_ms, &settled, &e)) == NULL)
 		return reply_err(c, &e);
@@ -577,7 +702,8 @@ api_capture(struct sim_http *h, struct MHD_Connection *c, const char *id, const 
 		v = cJSON_GetObjectItemCaseSensitive(body, "amount");
 		if (cJSON_IsNull(v))
 			v = NULL;
-		if (v != NULL && !is_integer(v, 1, MAX_AMOUNT))
+		/* sim_pay_capture() checks the upper bound: amount + tolerance. */
+		if (v != NULL && !is_integer(v, 1, 2 * MAX_AMOUNT))
 			return reply_error(c, 400, "invalid_request", "amount must be a positive "
 			    "integer", NULL, NULL);
 	}
@@ -622,10 +748,12 @@ static enum MHD_Result
 api(struct sim_http *h, struct MHD_Connection *c, const char *url, const char *method,
     const struct req *rq)
 {
-	char id[SIM_ID_LEN + 64];
+	char id[SIM_ID_LEN + 64], retry[24];
 	enum MHD_Result ret;
 	struct sim_err e;
+	const char *key;
 	cJSON *body, *o;
+	long retry_s;
 	int op, bad;
 
 	if ((op = api_route(url, id, sizeof(id))) < 0)
@@ -635,11 +763,18 @@ api(struct sim_http *h, struct MHD_Connection *c, const char *url, const char *m
 		    "Allow", op == OP_RETRIEVE ? "GET" : "POST");
 	if (fault_apply(h, c, (enum op)op, op == OP_CREATE ? NULL : id, &ret))
 		return ret;
-	if (!authorized(h, c))
+	if ((key = api_key_of(h, c)) == NULL)
 		return reply_error(c, 401, "unauthorized", h->cfg.api_key != NULL ?
 		    "a valid API key is required (Authorization: Bearer <key>)" :
 		    "a test API key is required (Authorization: Bearer sk_test_...)",
 		    "WWW-Authenticate", "Bearer");
+	if (op == OP_RETRIEVE && !rate_take(h, key, &retry_s)) {
+		snprintf(retry, sizeof(retry), "%ld", retry_s);
+		log_info("rate limit: retrieve %s answered 429 (Retry-After %ld)", id, retry_s);
+		return reply_error(c, 429, "rate_limited", "too many retrieve calls with this "
+		    "key: use webhooks, and retrieve only after a missed event", "Retry-After",
+		    retry);
+	}
 	if (rq->too_large)
 		return reply_error(c, 413, "payload_too_large", "the body is over 64 KiB",
 		    NULL, NULL);
@@ -667,6 +802,44 @@ api(struct sim_http *h, struct MHD_Connection *c, const char *url, const char *m
 	return ret;
 }
 
+/*
+ * GET /_sim/terminals, and POST /_sim/terminals/{id} {"online": bool}: takes
+ * a terminal offline (its active payment fails: communication_error) or back.
+ */
+static enum MHD_Result
+terminals(struct sim_http *h, struct MHD_Connection *c, const char *url, const char *method,
+    const struct req *rq)
+{
+	const cJSON *v;
+	struct sim_err e;
+	cJSON *body, *o;
+	int bad;
+
+	if (strcmp(url, "/_sim/terminals") == 0) {
+		if (strcmp(method, "GET") != 0)
+			return reply_error(c, 405, "method_not_allowed", "method not allowed",
+			    "Allow", "GET");
+		return reply(c, 200, sim_pay_terminals_json(h->pay), NULL, NULL);
+	}
+	if (strcmp(method, "POST") != 0)
+		return reply_error(c, 405, "method_not_allowed", "method not allowed", "Allow",
+		    "POST");
+	if (rq->too_large)
+		return reply_error(c, 413, "payload_too_large", "the body is over 64 KiB",
+		    NULL, NULL);
+	body = parse_body(rq, &bad);
+	v = cJSON_GetObjectItemCaseSensitive(body, "online");
+	if (!cJSON_IsBool(v)) {
+		cJSON_Delete(body);
+		return reply_error(c, 400, "invalid_request", "the body must be {\"online\": "
+		    "true|false}", NULL, NULL);
+	}
+	o = sim_pay_terminal_set(h->pay, url + sizeof("/_sim/terminals/") - 1, cJSON_IsTrue(v),
+	    &e);
+	cJSON_Delete(body);
+	return o != NULL ? reply(c, 200, o, NULL, NULL) : reply_err(c, &e);
+}
+
 /* /_sim/...: no key needed, it is a test harness's window into the sim. */
 static enum MHD_Result
 control(struct sim_http *h, struct MHD_Connection *c, const char *url, const char *method,
@@ -692,6 +865,9 @@ control(struct sim_http *h, struct MHD_Connection *c, const char *url, const cha
 		cJSON_Delete(body);
 		return ret;
 	}
+	if (strcmp(url, "/_sim/terminals") == 0 || (strncmp(url, "/_sim/terminals/", 16) == 0 &&
+	    url[16] != '\0'))
+		return terminals(h, c, url, method, rq);
 	if (strcmp(url, "/_sim/stats") != 0 && strcmp(url, "/_sim/payments") != 0 &&
 	    strcmp(url, "/_sim/events") != 0 && strcmp(url, "/_sim/cards") != 0)
 		return reply_error(c, 404, "not_found", "no such route", NULL, NULL);
@@ -848,6 +1024,10 @@ sim_http_start(const struct sim_http_config *cfg, struct sim_pay *pay, struct si
 		goto fail;
 	}
 	h->cfg = *cfg;
+	if (!cfg->retrieve_limit_set) {
+		h->cfg.retrieve_limit = SIM_RETRIEVE_LIMIT;
+		h->cfg.retrieve_window_ms = SIM_RETRIEVE_WINDOW_MS;
+	}
 	h->pay = pay;
 	h->hook = hook;
 	pthread_mutex_init(&h->mu, NULL);

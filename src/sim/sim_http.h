@@ -12,12 +12,31 @@
 #include "sim_hook.h"
 #include "sim_pay.h"
 
+/* Defaults of --retrieve-limit: 300 retrieves per 10 s per key. */
+#define SIM_RETRIEVE_LIMIT		300
+#define SIM_RETRIEVE_WINDOW_MS		10000
+
 struct sim_http_config {
 	const char	*listen;		/* host:port or [v6]:port */
 	const char	*api_key;		/* NULL: any sk_test_… key is valid */
 	int64_t		 default_delay_ms;	/* when ?simulateDelay is absent */
 	int64_t		 sync_timeout_ms;	/* longest a sync create is held */
+	/*
+	 * The retrieve rate limit, per API key: a bucket of retrieve_limit
+	 * calls, refilled at retrieve_limit per retrieve_window_ms.  0 = no
+	 * limit.  Used only when retrieve_limit_set, else the defaults above.
+	 */
+	long		 retrieve_limit;
+	int64_t		 retrieve_window_ms;
+	int		 retrieve_limit_set;
 };
+
+/*
+ * Parses --retrieve-limit N/S (N retrieves per S seconds per key; "0" turns
+ * the limit off) into cfg.  Returns 0, or -1 when malformed.
+ */
+int		 sim_http_config_retrieve_limit(struct sim_http_config *cfg,
+		    const char *arg);
 
 /* Binds and serves until sim_http_stop().  pay and hook must outlive it.
  * Returns NULL with a message in err when it cannot listen. */

@@ -61,6 +61,8 @@ usage(int code)
 	    "  --terminal ID            one more terminal besides " DEFAULT_TERMINAL "\n"
 	    "  --timeout-after S        extra processing of the timeout card (default 60)\n"
 	    "  --sync-timeout S         longest a sync create is held (default 120)\n"
+	    "  --capture-tolerance PCT  capture up to PCT %% over the authorized amount (default 20)\n"
+	    "  --retrieve-limit N/S     N retrieves per S seconds per key; 0 = none (default 300/10)\n"
 	    "  -v, --verbose            debug logs (every request)\n"
 	    "  -h, --help               this help\n");
 	exit(code);
@@ -108,7 +110,7 @@ int_arg(const char *opt, const char *s, long long lo, long long hi)
 enum {
 	OPT_LISTEN = 256, OPT_API_KEY, OPT_URL, OPT_SCHEME, OPT_SECRET, OPT_DROP, OPT_DUP,
 	OPT_REORDER, OPT_WINDOW, OPT_DELAY, OPT_SEED, OPT_RETRIES, OPT_HOOK_TIMEOUT,
-	OPT_TERMINAL, OPT_TIMEOUT_AFTER, OPT_SYNC_TIMEOUT
+	OPT_TERMINAL, OPT_TIMEOUT_AFTER, OPT_SYNC_TIMEOUT, OPT_TOLERANCE, OPT_RETRIEVE_LIMIT
 };
 
 static const struct option longopts[] = {
@@ -128,6 +130,8 @@ static const struct option longopts[] = {
 	{ "terminal", required_argument, NULL, OPT_TERMINAL },
 	{ "timeout-after", required_argument, NULL, OPT_TIMEOUT_AFTER },
 	{ "sync-timeout", required_argument, NULL, OPT_SYNC_TIMEOUT },
+	{ "capture-tolerance", required_argument, NULL, OPT_TOLERANCE },
+	{ "retrieve-limit", required_argument, NULL, OPT_RETRIEVE_LIMIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 }
@@ -219,6 +223,15 @@ main(int argc, char *argv[])
 		case OPT_SYNC_TIMEOUT:
 			hc.sync_timeout_ms = (int64_t)(num_arg("--sync-timeout", optarg, 0,
 			    3600) * 1000);
+			break;
+		case OPT_TOLERANCE:
+			if (sim_pay_config_tolerance(&pc, optarg) == -1)
+				bad_usage("--capture-tolerance %s: expected a percentage from 0 to "
+				    "100", optarg);
+			break;
+		case OPT_RETRIEVE_LIMIT:
+			if (sim_http_config_retrieve_limit(&hc, optarg) == -1)
+				bad_usage("--retrieve-limit %s: expected N/SECONDS, or 0", optarg);
 			break;
 		case 'v':
 			verbose = 1;

@@ -12,9 +12,12 @@
  *   the queue in the order they happened (hook->mu is the inner lock).
  * A payment's schedule is fixed at creation from ?simulateDelay=D: pending
  * until D/2 (the terminal waits for the card), processing until D, then the
- * card's outcome.  Payments are never freed before the simulator stops, so a
+ * card's outcome.  A payment that its terminal refuses (unknown, offline,
+ * busy: the decline codes of VINR's page) is due at once and fails from
+ * pending.  Payments are never freed before the simulator stops, so a
  * pointer found under the lock stays valid across a condition wait.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,19 +40,25 @@ static const char *const status_names[PAY_NSTATUS] = {
 	"pending", "processing", "authorized", "completed", "failed", "cancelled"
 };
 
+/* The Cloud API page's five cards first, then the simulator's own. */
 static const struct sim_card cards[] = {
-	{ "4242424242424242", "visa", CARD_APPROVE, NULL, "approved" },
-	{ "5555555555554444", "mastercard", CARD_APPROVE, NULL, "approved" },
-	{ "378282246310005", "amex", CARD_APPROVE, NULL, "approved" },
-	{ "4000000000000002", "visa", CARD_DECLINE, "card_declined", "generic decline" },
-	{ "4000000000009995", "visa", CARD_DECLINE, "insufficient_funds", "insufficient funds" },
-	{ "4000000000000069", "visa", CARD_DECLINE, "expired_card", "expired card" },
-	{ "4000000000000127", "visa", CARD_DECLINE, "incorrect_cvc", "incorrect CVC" },
-	{ "4000000000000119", "visa", CARD_DECLINE, "processing_error", "processing error" },
+	{ "4242424242424242", "visa", CARD_APPROVE, NULL, "approved", 0 },
+	{ "4000000000000002", "visa", CARD_DECLINE, "card_declined", "generic decline", 0 },
+	{ "4000000000009995", "visa", CARD_DECLINE, "insufficient_funds", "insufficient funds",
+	    0 },
+	{ "4000000000000069", "visa", CARD_DECLINE, "expired_card", "expired card", 0 },
+	{ "4100000000000019", "visa", CARD_DECLINE, "lost_or_stolen",
+	    "card flagged by the card network", 0 },
+	{ "5555555555554444", "mastercard", CARD_APPROVE, NULL, "approved", 1 },
+	{ "378282246310005", "amex", CARD_APPROVE, NULL, "approved", 1 },
+	{ "4000000000000127", "visa", CARD_DECLINE, "incorrect_cvc", "incorrect CVC", 1 },
+	{ "4000000000000119", "visa", CARD_DECLINE, "processing_error", "processing error", 1 },
+	{ "4000000000000408", "visa", CARD_DECLINE, "communication_error",
+	    "the terminal loses its connection while the authorization is in flight", 1 },
 	{ "4000000000000259", "visa", CARD_HOLDER_CANCEL, NULL,
-	    "the cardholder cancels on the terminal after presenting the card" },
+	    "no card is presented: the cardholder cancels on the terminal", 1 },
 	{ "4000000000003220", "visa", CARD_TIMEOUT, "timeout",
-	    "no answer from the card network: stays processing, then fails" },
+	    "no answer from the card network: stays processing, then fails", 1 },
 };
 
 struct sim_payment {
@@ -62,9 +71,9 @@ struct sim_payment {
 	enum pay_status		 status;
 	int			 manual, sync;
 	const struct sim_card	*card;
-	int			 card_read;	/* entryMethod, last4, brand known */
 	char			 auth_code[8];	/* "" = null */
 	const char		*decline_code;
+	const char		*preset_fail;	/* fails with it at once (terminal_…) */
 	const char		*cancel_reason;
 	int64_t			 created_ms, authorized_ms, completed_ms, failed_ms,
 				 cancelled_ms;	/* wall clock, 0 = null */
@@ -76,6 +85,7 @@ struct sim_payment {
 struct terminal {
 	const char		*id;
 	struct sim_payment	*busy;		/* its pending/processing payment */
+	int			 online;
 };
 
 struct sim_pay {
@@ -90,6 +100,7 @@ struct sim_pay {
 	size_t			 nterms;
 	struct sim_hook		*hook;
 	int64_t			 timeout_after_ms;
+	long			 capture_tolerance_bp;
 	int			 stopping;
 	pthread_t		 ticker;
 };
@@ -97,8 +108,20 @@ struct sim_pay {
 const struct sim_card *
 sim_card_find(const char *number)
 {
+	char digits[32];
+	size_t n = 0;
+
+	/* VINR's page writes its cards in groups of four: accept both forms. */
+	for (; *number != '\0'; number++) {
+		if (*number == ' ')
+			continue;
+		if (*number < '0' || *number > '9' || n == sizeof(digits) - 1)
+			return NULL;
+		digits[n++] = *number;
+	}
+	digits[n] = '\0';
 	for (size_t i = 0; i < sizeof(cards) / sizeof(cards[0]); i++)
-		if (strcmp(cards[i].number, number) == 0)
+		if (strcmp(cards[i].number, digits) == 0)
 			return &cards[i];
 	return NULL;
 }
@@ -135,6 +158,7 @@ sim_cards_json(void)
 		else
 			cJSON_AddNullToObject(o, "declineCode");
 		cJSON_AddStringToObject(o, "description", cards[i].description);
+		cJSON_AddBoolToObject(o, "simOnly", cards[i].sim_only);
 		cJSON_AddItemToArray(arr, o);
 	}
 	return arr;
@@ -164,42 +188,53 @@ add_time(cJSON *o, const char *k, int64_t ms)
 	cJSON_AddStringToObject(o, k, ts);
 }
 
-/* The payment as the API returns it: every key always present. */
+/*
+ * The payment as the API returns it.  The keys of a pending, a completed
+ * (automatic capture) and a failed payment, and their order, are exactly
+ * those of the Cloud API page's examples: a key that does not apply to the
+ * status is left out rather than sent as null.  The page shows no processing,
+ * authorized or cancelled payment; for those the sim picks the nearest
+ * example (docs/vinr-sim.md says which keys are its own).
+ */
 static cJSON *
 pay_json(const struct sim_payment *pay)
 {
+	int approved = pay->status == PAY_AUTHORIZED || pay->status == PAY_COMPLETED;
+	size_t n = strlen(pay->card->number);
 	cJSON *o;
-	const char *last4 = NULL;
 
 	if ((o = cJSON_CreateObject()) == NULL)
 		return NULL;
-	if (pay->card_read) {
-		size_t n = strlen(pay->card->number);
-
-		last4 = pay->card->number + (n >= 4 ? n - 4 : 0);
-	}
 	cJSON_AddStringToObject(o, "id", pay->id);
-	cJSON_AddStringToObject(o, "object", "terminal_payment");
 	cJSON_AddStringToObject(o, "terminalId", pay->terminal);
 	cJSON_AddNumberToObject(o, "amount", (double)pay->amount);
-	cJSON_AddNumberToObject(o, "amountCaptured", (double)pay->amount_captured);
+	if (approved)
+		cJSON_AddNumberToObject(o, "amountCaptured", (double)pay->amount_captured);
 	cJSON_AddStringToObject(o, "currency", pay->currency);
 	add_str(o, "reference", pay->reference);
 	cJSON_AddStringToObject(o, "status", status_names[pay->status]);
-	cJSON_AddStringToObject(o, "captureMethod", pay->manual ? "manual" : "automatic");
+	if (approved)
+		cJSON_AddStringToObject(o, "captureMethod", pay->manual ? "manual" : "automatic");
 	cJSON_AddStringToObject(o, "responseMode", pay->sync ? "sync" : "async");
-	add_str(o, "entryMethod", pay->card_read ? "contactless" : NULL);
-	add_str(o, "last4", last4);
-	add_str(o, "brand", pay->card_read ? pay->card->brand : NULL);
-	add_str(o, "authCode", pay->auth_code);
-	add_str(o, "declineCode", pay->decline_code);
-	add_str(o, "cancellationReason", pay->cancel_reason);
-	cJSON_AddFalseToObject(o, "livemode");
+	if (approved) {
+		cJSON_AddStringToObject(o, "entryMethod", "contactless");
+		cJSON_AddStringToObject(o, "last4", pay->card->number + (n >= 4 ? n - 4 : 0));
+		cJSON_AddStringToObject(o, "brand", pay->card->brand);
+		cJSON_AddStringToObject(o, "authCode", pay->auth_code);
+	}
+	if (pay->status == PAY_FAILED)
+		cJSON_AddStringToObject(o, "declineCode", pay->decline_code);
+	if (pay->status == PAY_CANCELLED)
+		cJSON_AddStringToObject(o, "cancellationReason", pay->cancel_reason);
 	add_time(o, "createdAt", pay->created_ms);
-	add_time(o, "authorizedAt", pay->authorized_ms);
-	add_time(o, "completedAt", pay->completed_ms);
-	add_time(o, "failedAt", pay->failed_ms);
-	add_time(o, "cancelledAt", pay->cancelled_ms);
+	if (approved && pay->manual)
+		add_time(o, "authorizedAt", pay->authorized_ms);
+	if (pay->status == PAY_COMPLETED)
+		add_time(o, "completedAt", pay->completed_ms);
+	if (pay->status == PAY_FAILED)
+		add_time(o, "failedAt", pay->failed_ms);
+	if (pay->status == PAY_CANCELLED)
+		add_time(o, "cancelledAt", pay->cancelled_ms);
 	return o;
 }
 
@@ -274,7 +309,6 @@ set_status(struct sim_pay *p, struct sim_payment *pay, enum pay_status st, const
 	case PAY_PENDING:
 		break;
 	case PAY_PROCESSING:
-		pay->card_read = 1;
 		break;
 	case PAY_AUTHORIZED:
 		pay->authorized_ms = now;
@@ -348,10 +382,32 @@ decide(struct sim_pay *p, struct sim_payment *pay)
 		pay->decline_code = pay->card->decline_code;
 		set_status(p, pay, PAY_FAILED, NULL);
 		break;
-	case CARD_HOLDER_CANCEL:
+	case CARD_HOLDER_CANCEL:	/* cancelled in end_pending() */
+		break;
+	}
+}
+
+/*
+ * The end of pending, when the card would be presented: a payment refused at
+ * creation fails (it never reaches the terminal), the cancel card is
+ * cancelled on the terminal, any other card moves on to processing.
+ */
+static void
+end_pending(struct sim_pay *p, struct sim_payment *pay)
+{
+	if (pay->preset_fail != NULL) {
+		pay->decline_code = pay->preset_fail;
+		set_status(p, pay, PAY_FAILED, NULL);
+	} else if (pay->card->kind == CARD_HOLDER_CANCEL) {
 		pay->cancel_reason = "cardholder";
 		set_status(p, pay, PAY_CANCELLED, NULL);
-		break;
+	} else {
+		pay->next_mono = pay->start_mono + pay->delay_ms;
+		if (pay->card->kind == CARD_TIMEOUT)
+			pay->next_mono += p->timeout_after_ms;
+		if (pay->next_mono == 0)	/* 0 means "none" */
+			pay->next_mono = 1;
+		set_status(p, pay, PAY_PROCESSING, NULL);
 	}
 }
 
@@ -361,12 +417,7 @@ advance(struct sim_pay *p, struct sim_payment *pay, int64_t now)
 {
 	while (pay->next_mono != 0 && pay->next_mono <= now) {
 		if (pay->status == PAY_PENDING) {
-			pay->next_mono = pay->start_mono + pay->delay_ms;
-			if (pay->card->kind == CARD_TIMEOUT)
-				pay->next_mono += p->timeout_after_ms;
-			if (pay->next_mono == 0)	/* 0 means "none" */
-				pay->next_mono = 1;
-			set_status(p, pay, PAY_PROCESSING, NULL);
+			end_pending(p, pay);
 		} else if (pay->status == PAY_PROCESSING) {
 			decide(p, pay);		/* clears next_mono */
 		} else {
@@ -424,8 +475,12 @@ sim_pay_start(const struct sim_pay_config *cfg, struct sim_hook *hook, char *err
 	for (size_t i = 0; i < cfg->nterminals; i++)
 		p->terms[i].id = cfg->terminals[i];
 	p->nterms = cfg->nterminals;
+	for (size_t i = 0; i < cfg->nterminals; i++)
+		p->terms[i].online = 1;
 	p->hook = hook;
 	p->timeout_after_ms = cfg->timeout_after_ms;
+	p->capture_tolerance_bp = cfg->capture_tolerance_set ? cfg->capture_tolerance_bp :
+	    SIM_CAPTURE_TOLERANCE_PCT * 100L;
 	pthread_mutex_init(&p->mu, NULL);
 	util_cond_init(&p->tick);
 	util_cond_init(&p->changed);
@@ -467,6 +522,22 @@ find(struct sim_pay *p, const char *id)
 	return NULL;
 }
 
+/*
+ * The page's error table makes an unknown, offline or busy terminal a decline
+ * code, not an HTTP error: the payment is made, and fails as its first step.
+ */
+static const char *
+terminal_refusal(struct terminal *t)
+{
+	if (t == NULL)
+		return "terminal_not_found";
+	if (!t->online)
+		return "terminal_offline";
+	if (t->busy != NULL)
+		return "terminal_busy";
+	return NULL;
+}
+
 cJSON *
 sim_pay_create(struct sim_pay *p, const struct sim_pay_request *rq, char id_out[SIM_ID_LEN],
     struct sim_err *e)
@@ -480,17 +551,9 @@ sim_pay_create(struct sim_pay *p, const struct sim_pay_request *rq, char id_out[
 		sim_err_set(e, 503, "service_unavailable", "the simulator is stopping");
 		goto fail;
 	}
-	if ((t = terminal_find(p, rq->terminal_id)) == NULL) {
-		sim_err_set(e, 404, "terminal_not_found", "no terminal %s", rq->terminal_id);
-		goto fail;
-	}
-	if (t->busy != NULL) {
-		sim_err_set(e, 409, "terminal_busy", "terminal %s is busy with payment %s",
-		    t->id, t->busy->id);
-		goto fail;
-	}
+	t = terminal_find(p, rq->terminal_id);
 	if ((pay = calloc(1, sizeof(*pay))) == NULL ||
-	    (pay->terminal = strdup(t->id)) == NULL ||
+	    (pay->terminal = strdup(rq->terminal_id)) == NULL ||
 	    (rq->reference != NULL && (pay->reference = strdup(rq->reference)) == NULL) ||
 	    grow(&p->all, &p->capall, p->nall) == -1 ||
 	    grow(&p->active, &p->capactive, p->nactive) == -1) {
@@ -507,12 +570,16 @@ sim_pay_create(struct sim_pay *p, const struct sim_pay_request *rq, char id_out[
 	pay->created_ms = util_now_ms();
 	pay->start_mono = util_mono_ms();
 	pay->delay_ms = rq->delay_ms;
-	pay->next_mono = pay->start_mono + rq->delay_ms / 2;
+	pay->preset_fail = terminal_refusal(t);
+	pay->next_mono = pay->start_mono + (pay->preset_fail != NULL ? 0 : rq->delay_ms / 2);
+	if (pay->next_mono == 0)	/* 0 means "none" */
+		pay->next_mono = 1;
 	pay->drop_webhooks = rq->drop_webhooks;
 	pay->duplicate_webhooks = rq->duplicate_webhooks;
 	p->all[p->nall++] = pay;
 	p->active[p->nactive++] = pay;
-	t->busy = pay;
+	if (pay->preset_fail == NULL)
+		t->busy = pay;
 	set_status(p, pay, PAY_PENDING, NULL);
 	o = pay_json(pay);
 	memcpy(id_out, pay->id, SIM_ID_LEN);
@@ -577,6 +644,14 @@ sim_pay_cancel(struct sim_pay *p, const char *id, struct sim_err *e)
 	return o;
 }
 
+/* The most that may be captured: the authorized amount plus the tolerance
+ * (a tip), rounded down to a whole minor unit. */
+static long long
+capture_max(const struct sim_pay *p, const struct sim_payment *pay)
+{
+	return pay->amount + pay->amount * p->capture_tolerance_bp / 10000;
+}
+
 cJSON *
 sim_pay_capture(struct sim_pay *p, const char *id, int has_amount, long long amount,
     struct sim_err *e)
@@ -590,9 +665,11 @@ sim_pay_capture(struct sim_pay *p, const char *id, int has_amount, long long amo
 	} else if (pay->status != PAY_AUTHORIZED) {
 		sim_err_set(e, 409, "payment_not_capturable", "payment %s is %s; only an "
 		    "authorized payment can be captured", id, status_names[pay->status]);
-	} else if (has_amount && (amount < 1 || amount > pay->amount)) {
+	} else if (has_amount && (amount < 1 || amount > capture_max(p, pay))) {
 		sim_err_set(e, 400, "invalid_request", "amount must be an integer from 1 to "
-		    "%lld (the authorized amount)", pay->amount);
+		    "%lld (the authorized %lld plus the capture tolerance of %ld.%02ld%%)",
+		    capture_max(p, pay), pay->amount, p->capture_tolerance_bp / 100,
+		    p->capture_tolerance_bp % 100);
 	} else {
 		pay->amount_captured = has_amount ? amount : pay->amount;
 		set_status(p, pay, PAY_COMPLETED, "terminal_payment.captured");
@@ -631,6 +708,80 @@ sim_pay_wait(struct sim_pay *p, const char *id, int64_t timeout_ms, int *settled
 out:
 	pthread_mutex_unlock(&p->mu);
 	return o;
+}
+
+static cJSON *
+terminal_json(const struct terminal *t)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o == NULL)
+		return NULL;
+	cJSON_AddStringToObject(o, "id", t->id);
+	cJSON_AddBoolToObject(o, "online", t->online);
+	add_str(o, "activePayment", t->busy != NULL ? t->busy->id : NULL);
+	return o;
+}
+
+cJSON *
+sim_pay_terminals_json(struct sim_pay *p)
+{
+	cJSON *o, *arr, *c;
+
+	if ((o = cJSON_CreateObject()) == NULL)
+		return NULL;
+	if ((arr = cJSON_AddArrayToObject(o, "terminals")) == NULL) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->nterms; i++)
+		if ((c = terminal_json(&p->terms[i])) != NULL)
+			cJSON_AddItemToArray(arr, c);
+	pthread_mutex_unlock(&p->mu);
+	return o;
+}
+
+cJSON *
+sim_pay_terminal_set(struct sim_pay *p, const char *id, int online, struct sim_err *e)
+{
+	struct sim_payment *pay;
+	struct terminal *t;
+	cJSON *o = NULL;
+
+	pthread_mutex_lock(&p->mu);
+	if ((t = terminal_find(p, id)) == NULL) {
+		sim_err_set(e, 404, "not_found", "no terminal %s", id);
+		goto out;
+	}
+	if (t->online != online)
+		log_info("terminal %s goes %s", t->id, online ? "online" : "offline");
+	t->online = online;
+	if (!online && (pay = t->busy) != NULL) {
+		/* The terminal drops out of its session mid-way. */
+		pay->decline_code = "communication_error";
+		set_status(p, pay, PAY_FAILED, NULL);	/* frees t->busy */
+	}
+	if ((o = terminal_json(t)) == NULL)
+		sim_err_set(e, 500, "internal_error", "out of memory");
+out:
+	pthread_mutex_unlock(&p->mu);
+	return o;
+}
+
+int
+sim_pay_config_tolerance(struct sim_pay_config *cfg, const char *pct)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(pct, &end);
+	if (*pct == '\0' || *end != '\0' || errno != 0 || !(d >= 0 && d <= 100))
+		return -1;
+	cfg->capture_tolerance_bp = (long)(d * 100 + 0.5);
+	cfg->capture_tolerance_set = 1;
+	return 0;
 }
 
 static cJSON *

@@ -54,7 +54,7 @@ def pair(make_daemon, make_sim):
 def test_dropped_webhooks_end_in_a_reconciler_outcome(pair):
     d, sim = pair()
     st, p = sim.create(delay=0, simulate={"dropWebhooks": True})
-    assert st == 201
+    assert st == 202
     pid = p["id"]
     sim.wait_status(pid, "completed")
     # The POS registers the payment it created; no webhook will ever come.
@@ -93,7 +93,7 @@ def test_chaos_run_of_200_payments_matches_the_sim(pair):
     for i in range(200):
         st, p = sim.create(delay=0, testCard=cards[i % len(cards)],
                            reference="order_chaos_%d" % i)
-        assert st == 201, p
+        assert st == 202, p
         pids.append(p["id"])
         # A POS registers what it created, so that nothing depends on the
         # created webhook arriving.

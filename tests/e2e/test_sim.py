@@ -1,5 +1,6 @@
 """vinr-sim end to end: its Cloud API, its test cards, and its signed
-webhooks arriving at a real vinr-webhookd (docs-sim.md describes the API)."""
+webhooks arriving at a real vinr-webhookd (docs/vinr-sim.md describes the API;
+it follows VINR's Cloud API page, /work/shared/000_5a882a0308a04778.txt)."""
 import re
 import subprocess
 import time
@@ -9,23 +10,39 @@ import pytest
 from conftest import SECRET, SIM, SIM_KEY, STD_SECRET, Daemon, clean_env
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-PAYMENT_KEYS = {"id", "object", "terminalId", "amount", "amountCaptured", "currency",
-                "reference", "status", "captureMethod", "responseMode", "entryMethod",
-                "last4", "brand", "authCode", "declineCode", "cancellationReason",
-                "livemode", "createdAt", "authorizedAt", "completedAt", "failedAt",
-                "cancelledAt"}
+# The Cloud API page's three example objects, key for key and in order.
+APPROVED_KEYS = ["id", "terminalId", "amount", "amountCaptured", "currency", "reference",
+                 "status", "captureMethod", "responseMode", "entryMethod", "last4", "brand",
+                 "authCode", "createdAt", "completedAt"]
+DECLINED_KEYS = ["id", "terminalId", "amount", "currency", "reference", "status",
+                 "responseMode", "declineCode", "createdAt", "failedAt"]
+PENDING_KEYS = ["id", "terminalId", "amount", "currency", "reference", "status",
+                "responseMode", "createdAt"]
 
-# The documented test cards: number -> (final status, declineCode, brand,
-# cancellationReason).  The timeout card needs --timeout-after to be quick.
+# The page's test cards, as the page writes them: number -> declineCode
+# (None: approved).
+PAGE_CARDS = {
+    "4242 4242 4242 4242": None,
+    "4000 0000 0000 0002": "card_declined",
+    "4000 0000 0000 9995": "insufficient_funds",
+    "4000 0000 0000 0069": "expired_card",
+    "4100 0000 0000 0019": "lost_or_stolen",
+}
+# Every card the sim knows: number -> (final status, declineCode, brand,
+# cancellationReason).  The payment shows the brand and last4 only once
+# approved, as in the page's examples.  The timeout card needs
+# --timeout-after to be quick.
 CARDS = {
     "4242424242424242": ("completed", None, "visa", None),
-    "5555555555554444": ("completed", None, "mastercard", None),
-    "378282246310005": ("completed", None, "amex", None),
     "4000000000000002": ("failed", "card_declined", "visa", None),
     "4000000000009995": ("failed", "insufficient_funds", "visa", None),
     "4000000000000069": ("failed", "expired_card", "visa", None),
+    "4100000000000019": ("failed", "lost_or_stolen", "visa", None),
+    "5555555555554444": ("completed", None, "mastercard", None),
+    "378282246310005": ("completed", None, "amex", None),
     "4000000000000127": ("failed", "incorrect_cvc", "visa", None),
     "4000000000000119": ("failed", "processing_error", "visa", None),
+    "4000000000000408": ("failed", "communication_error", "visa", None),
     "4000000000000259": ("cancelled", None, "visa", "cardholder"),
     "4000000000003220": ("failed", "timeout", "visa", None),
 }
@@ -50,20 +67,19 @@ def wait_daemon_status(d, pid, status, timeout=10):
 def test_sync_returns_the_final_object(make_daemon, make_sim):
     d = make_daemon()
     sim = make_sim(daemon=d)
-    st, p = sim.create(responseMode="sync", reference="order_1")
+    st, p = sim.create(responseMode="sync", reference="order_8821")
     assert st == 200
-    assert set(p) == PAYMENT_KEYS
+    # The page's approved example, key for key and in the same order.
+    assert list(p) == APPROVED_KEYS
     assert p["id"].startswith("tpay_") and len(p["id"]) == 31
     assert p["status"] == "completed"
     assert (p["terminalId"], p["amount"], p["amountCaptured"], p["currency"]) == \
         ("term_test_simulator", 2500, 2500, "USD")
     assert (p["reference"], p["captureMethod"], p["responseMode"]) == \
-        ("order_1", "automatic", "sync")
+        ("order_8821", "automatic", "sync")
     assert (p["entryMethod"], p["brand"], p["last4"]) == ("contactless", "visa", "4242")
-    assert re.match(r"^[0-9A-Z]{6}$", p["authCode"]) and p["declineCode"] is None
-    for k in ("createdAt", "authorizedAt", "completedAt"):
-        assert TS.match(p[k]), (k, p[k])
-    assert p["failedAt"] is None and p["cancelledAt"] is None and p["livemode"] is False
+    assert re.match(r"^[0-9A-Z]{6}$", p["authCode"])
+    assert TS.match(p["createdAt"]) and TS.match(p["completedAt"])
     assert sim.get(p["id"]) == (200, p)
 
     lines = wait_daemon_status(d, p["id"], "completed")
@@ -71,7 +87,7 @@ def test_sync_returns_the_final_object(make_daemon, make_sim):
     last = lines[-1]
     assert (last["amount"], last["amountCaptured"], last["brand"], last["last4"],
             last["authCode"], last["reference"], last["source"]) == \
-        (2500, 2500, "visa", "4242", p["authCode"], "order_1", "webhook")
+        (2500, 2500, "visa", "4242", p["authCode"], "order_8821", "webhook")
     assert last["occurredAt"] == p["completedAt"]
     evs = sim.wait_sent()
     assert [e["type"] for e in evs] == ["terminal_payment.created",
@@ -80,14 +96,22 @@ def test_sync_returns_the_final_object(make_daemon, make_sim):
     assert all(e["delivery"] == "delivered" and e["lastStatus"] == 200 for e in evs)
     assert [e["id"] for e in evs] == [l["eventId"] for l in lines]
 
+    # The page's declined example.
+    st, f = sim.create(responseMode="sync", testCard="4000 0000 0000 0002")
+    assert st == 200 and list(f) == DECLINED_KEYS
+    assert (f["status"], f["declineCode"], f["responseMode"]) == \
+        ("failed", "card_declined", "sync")
+    assert TS.match(f["failedAt"])
 
-def test_async_goes_pending_processing_final(make_daemon, make_sim):
+
+def test_async_answers_202_pending_then_goes_processing_final(make_daemon, make_sim):
     d = make_daemon()
     sim = make_sim(daemon=d)
     st, p = sim.create(delay=0.6)
-    assert st == 201
+    assert st == 202
+    # The page's pending example, key for key.
+    assert list(p) == PENDING_KEYS
     assert p["status"] == "pending" and p["responseMode"] == "async"
-    assert p["entryMethod"] is None and p["last4"] is None and p["brand"] is None
     seen = [p["status"]]
     deadline = time.time() + 5
     while seen[-1] != "completed" and time.time() < deadline:
@@ -95,19 +119,25 @@ def test_async_goes_pending_processing_final(make_daemon, make_sim):
         assert st == 200
         if q["status"] != seen[-1]:
             seen.append(q["status"])
+            if q["status"] == "processing":
+                assert list(q) == PENDING_KEYS
         time.sleep(0.02)
     assert seen == ["pending", "processing", "completed"]
+    assert list(sim.get(p["id"])[1]) == APPROVED_KEYS
     lines = wait_daemon_status(d, p["id"], "completed")
     assert [l["status"] for l in lines] == ["pending", "processing", "completed"]
     assert [(x["status"], x["terminalId"]) for x in sim.payments()] == \
         [("completed", "term_test_simulator")]
+    # Without a reference, the key stays, null.
+    st, p = sim.create(delay=0, reference=None)
+    assert st == 202 and p["reference"] is None and list(p) == PENDING_KEYS
 
 
 def test_cancel_while_pending_but_not_once_processing(make_daemon, make_sim):
     d = make_daemon()
     sim = make_sim(daemon=d)
     st, p = sim.create(delay=10)
-    assert st == 201
+    assert st == 202
     st, c = sim.cancel(p["id"])
     assert st == 200
     assert c["status"] == "cancelled" and c["cancellationReason"] == "requested"
@@ -118,14 +148,11 @@ def test_cancel_while_pending_but_not_once_processing(make_daemon, make_sim):
 
     # The timeout card keeps the payment processing (--timeout-after 60).
     st, p = sim.create(delay=0, testCard="4000000000003220")
-    assert st == 201
+    assert st == 202
     sim.wait_status(p["id"], "processing")
     st, e = sim.cancel(p["id"])
     assert st == 409 and e["error"]["code"] == "payment_not_cancellable"
     assert "processing" in e["error"]["message"]
-    # ... and the terminal stays busy meanwhile.
-    st, e = sim.create(delay=0)
-    assert st == 409 and e["error"]["code"] == "terminal_busy"
     assert sim.get(p["id"])[1]["status"] == "processing"
     st, e = sim.cancel("tpay_nope")
     assert st == 404 and e["error"]["code"] == "not_found"
@@ -142,24 +169,33 @@ def test_capture_only_from_authorized(make_daemon, make_sim):
     st, p = sim.create(responseMode="sync", captureMethod="manual", amount=4000)
     assert st == 200
     assert p["status"] == "authorized" and p["amountCaptured"] == 0
-    assert TS.match(p["authorizedAt"]) and p["completedAt"] is None and p["authCode"]
+    assert p["captureMethod"] == "manual" and p["authCode"] and p["last4"] == "4242"
+    assert TS.match(p["authorizedAt"]) and "completedAt" not in p
     wait_daemon_status(d, p["id"], "authorized")
-    st, e = sim.capture(p["id"], amount=4001)
+    # The default tolerance is 20 %: 4800 at most.
+    st, e = sim.capture(p["id"], amount=4801)
     assert st == 400 and e["error"]["code"] == "invalid_request"
+    assert "4800" in e["error"]["message"]
     st, e = sim.capture(p["id"], amount=0)
     assert st == 400
-    st, c = sim.capture(p["id"], amount=1500)
+    st, c = sim.capture(p["id"], amount=4800)
     assert st == 200
-    assert c["status"] == "completed" and c["amountCaptured"] == 1500
+    assert c["status"] == "completed" and c["amountCaptured"] == 4800
     assert TS.match(c["completedAt"]) and c["authorizedAt"] == p["authorizedAt"]
     st, e = sim.capture(p["id"])
     assert st == 409 and e["error"]["code"] == "payment_not_capturable"
 
     lines = wait_daemon_status(d, p["id"], "completed")
     assert [l["status"] for l in lines] == ["pending", "processing", "authorized", "completed"]
-    assert lines[-1]["amountCaptured"] == 1500 and lines[-1]["previousStatus"] == "authorized"
+    assert lines[-1]["amountCaptured"] == 4800 and lines[-1]["previousStatus"] == "authorized"
     evs = [e for e in sim.wait_sent() if e["paymentId"] == p["id"]]
     assert evs[-1]["type"] == "terminal_payment.captured" and evs[-1]["status"] == "completed"
+
+    # A lower amount is a partial capture; no amount captures the whole.
+    for amount, captured in ((1500, 1500), (None, 2500)):
+        st, q = sim.create(responseMode="sync", captureMethod="manual")
+        st, c = sim.capture(q["id"], amount=amount)
+        assert st == 200 and c["amountCaptured"] == captured
 
     # A declined manual payment is never authorized.
     st, f = sim.create(responseMode="sync", captureMethod="manual",
@@ -169,19 +205,162 @@ def test_capture_only_from_authorized(make_daemon, make_sim):
     assert st == 409
 
 
+def test_the_pages_tip_capture_and_a_tolerance_flag(make_daemon, make_sim):
+    """The page's restaurant example: 2500 authorized at the table, 2875
+    captured after the tip."""
+    d = make_daemon()
+    sim = make_sim(daemon=d)
+    st, p = sim.create(responseMode="sync", reference="table_12", captureMethod="manual")
+    assert st == 200 and p["status"] == "authorized" and p["amount"] == 2500
+    st, c = sim.capture(p["id"], amount=2875)
+    assert st == 200, c
+    assert (c["status"], c["amount"], c["amountCaptured"]) == ("completed", 2500, 2875)
+    last = wait_daemon_status(d, p["id"], "completed")[-1]
+    assert last["amountCaptured"] == 2875
+
+    # --capture-tolerance 10: 2750 at most.
+    sim10 = make_sim(args=["--capture-tolerance", "10"])
+    st, p = sim10.create(responseMode="sync", captureMethod="manual")
+    st, e = sim10.capture(p["id"], amount=2875)
+    assert st == 400 and "2750" in e["error"]["message"]
+    assert sim10.get(p["id"])[1]["status"] == "authorized"
+    st, c = sim10.capture(p["id"], amount=2750)
+    assert st == 200 and c["amountCaptured"] == 2750
+    # --capture-tolerance 0: never more than authorized.
+    sim0 = make_sim(args=["--capture-tolerance", "0"])
+    st, p = sim0.create(responseMode="sync", captureMethod="manual")
+    assert sim0.capture(p["id"], amount=2501)[0] == 400
+    assert sim0.capture(p["id"], amount=2500)[0] == 200
+
+
+def test_terminal_errors_are_failed_payments(make_daemon, make_sim):
+    """The page's error table: terminal_not_found, terminal_offline,
+    terminal_busy and communication_error are decline codes of a failed
+    payment, never HTTP errors."""
+    d = make_daemon()
+    sim = make_sim(daemon=d, args=["--terminal", "term_2"])
+    # Unknown terminal (the page's own example id): sync and async.
+    st, f = sim.create(responseMode="sync", terminalId="term_01HZ5QXYZ")
+    assert st == 200 and list(f) == DECLINED_KEYS
+    assert (f["status"], f["declineCode"], f["terminalId"]) == \
+        ("failed", "terminal_not_found", "term_01HZ5QXYZ")
+    st, p = sim.create(terminalId="term_01HZ5QXYZ")
+    assert st == 202 and p["status"] == "pending"
+    assert sim.wait_status(p["id"], "failed")["declineCode"] == "terminal_not_found"
+    last = wait_daemon_status(d, p["id"], "failed")[-1]
+    assert last["declineCode"] == "terminal_not_found"
+
+    # Busy: another session is active; it goes on unharmed.
+    st, first = sim.create(delay=10)
+    assert st == 202
+    st, f = sim.create(responseMode="sync")
+    assert st == 200 and (f["status"], f["declineCode"]) == ("failed", "terminal_busy")
+    assert sim.get(first["id"])[1]["status"] == "pending"
+    st, t = sim.request("GET", "/_sim/terminals", key=None)[::2]
+    assert st == 200 and t["terminals"] == [
+        {"id": "term_test_simulator", "online": True, "activePayment": first["id"]},
+        {"id": "term_2", "online": True, "activePayment": None}]
+
+    # Offline (a sim-only control): the active session drops out with
+    # communication_error, and new payments fail with terminal_offline.
+    st, _, t = sim.request("POST", "/_sim/terminals/term_test_simulator", {"online": False},
+                           key=None)
+    assert st == 200 and t == {"id": "term_test_simulator", "online": False,
+                               "activePayment": None}
+    p = sim.get(first["id"])[1]
+    assert (p["status"], p["declineCode"]) == ("failed", "communication_error")
+    st, f = sim.create(responseMode="sync")
+    assert st == 200 and (f["status"], f["declineCode"]) == ("failed", "terminal_offline")
+    st, f = sim.create(responseMode="sync", terminalId="term_2")
+    assert st == 200 and f["status"] == "completed"
+    assert sim.request("POST", "/_sim/terminals/term_test_simulator", {"online": True},
+                       key=None)[0] == 200
+    assert sim.create(responseMode="sync")[1]["status"] == "completed"
+
+    # Dropping out while processing: on purpose with the sim-only card...
+    st, f = sim.create(responseMode="sync", testCard="4000 0000 0000 0408")
+    assert (f["status"], f["declineCode"]) == ("failed", "communication_error")
+    # ... or by taking the terminal offline mid-way.
+    st, p = sim.create(delay=0, testCard="4000000000003220")
+    sim.wait_status(p["id"], "processing")
+    sim.request("POST", "/_sim/terminals/term_test_simulator", {"online": False}, key=None)
+    p = sim.get(p["id"])[1]
+    assert (p["status"], p["declineCode"]) == ("failed", "communication_error")
+    for pid, code in ((first["id"], "communication_error"), (p["id"], "communication_error")):
+        assert wait_daemon_status(d, pid, "failed")[-1]["declineCode"] == code
+
+    for bad in ({"online": "no"}, {}, None):
+        assert sim.request("POST", "/_sim/terminals/term_2", bad, key=None)[0] == 400
+    assert sim.request("POST", "/_sim/terminals/term_x", {"online": False},
+                       key=None)[0] == 404
+    assert sim.request("GET", "/_sim/terminals/term_2", key=None)[0] == 405
+
+
+def test_retrieve_is_rate_limited_per_key(make_sim):
+    sim = make_sim(args=["--retrieve-limit", "5/1"])
+    st, p = sim.create(responseMode="sync")
+    path = "/v1/terminal/payments/" + p["id"]
+    got = [sim.request("GET", path) for _ in range(8)]
+    assert [g[0] for g in got[:5]] == [200] * 5
+    assert 429 in [g[0] for g in got[5:]]
+    st, h, e = next(g for g in got if g[0] == 429)
+    assert e["error"]["code"] == "rate_limited" and h["retry-after"] == "1"
+    # Another key has its own allowance; create is not limited.
+    assert sim.request("GET", path, key="sk_test_other")[0] == 200
+    assert sim.create(delay=0)[0] == 202
+    time.sleep(1.0)
+    assert sim.request("GET", path)[0] == 200
+    s = sim.stats()
+    assert s["retrievesLimited"] == sum(1 for g in got if g[0] == 429)
+    assert s["retrieves"] == 8 + 1 + 1
+
+    # Retry-After says when a call gets through again.
+    slow = make_sim(args=["--retrieve-limit", "2/10"])
+    st, p = slow.create(responseMode="sync")
+    path = "/v1/terminal/payments/" + p["id"]
+    assert [slow.request("GET", path)[0] for _ in range(2)] == [200, 200]
+    st, h, _ = slow.request("GET", path)
+    assert st == 429 and h["retry-after"] == "5"
+
+    # "0" turns the limit off.
+    off = make_sim(args=["--retrieve-limit", "0"])
+    st, p = off.create(responseMode="sync")
+    assert all(off.request("GET", "/v1/terminal/payments/" + p["id"])[0] == 200
+               for _ in range(400))
+
+
+def test_default_retrieve_limit_is_300_per_10_s(make_sim):
+    """A reconciler at max_rps=2 (20 per 10 s) never meets it; a tight loop
+    does."""
+    sim = make_sim()
+    st, p = sim.create(responseMode="sync")
+    path = "/v1/terminal/payments/" + p["id"]
+    codes = []
+    while 429 not in codes and len(codes) < 2000:
+        codes.append(sim.request("GET", path)[0])
+    # The bucket refills at 30/s while the loop runs: a little over 300 pass.
+    assert 429 in codes and codes.index(429) >= 300, len(codes)
+    assert sim.stats()["retrievesLimited"] == 1
+
+
 def test_every_test_card_gives_its_outcome(make_daemon, make_sim):
     d = make_daemon()
     sim = make_sim(daemon=d, args=["--timeout-after", "0.3"])
     listed = {c["number"]: c for c in sim.cards()}
     assert set(listed) == set(CARDS)
+    assert {n for n, c in listed.items() if not c["simOnly"]} == \
+        {n.replace(" ", "") for n in PAGE_CARDS}
     made = {}
     for number, (status, decline, brand, reason) in CARDS.items():
         st, p = sim.create(responseMode="sync", testCard=number)
         assert st == 200, (number, p)
-        assert (p["status"], p["declineCode"], p["brand"], p["last4"],
-                p["cancellationReason"]) == (status, decline, brand, number[-4:], reason), number
-        assert (p["authCode"] is not None) == (status == "completed")
-        assert listed[number]["declineCode"] == decline
+        approved = status == "completed"
+        assert (p["status"], p.get("declineCode"), p.get("brand"), p.get("last4"),
+                p.get("cancellationReason")) == \
+            (status, decline, brand if approved else None,
+             number[-4:] if approved else None, reason), number
+        assert ("authCode" in p) == approved
+        assert (listed[number]["declineCode"], listed[number]["brand"]) == (decline, brand)
         made[p["id"]] = (status, decline)
     sim.wait_sent()
     for pid, (status, decline) in made.items():
@@ -192,6 +371,20 @@ def test_every_test_card_gives_its_outcome(make_daemon, make_sim):
     assert final == {pid: s for pid, (s, _) in made.items()}
     rows = dict(d.query("SELECT id, status FROM payments"))
     assert rows == final
+
+
+def test_the_pages_cards_with_or_without_spaces(make_sim):
+    sim = make_sim()
+    for number, decline in PAGE_CARDS.items():
+        for form in (number, number.replace(" ", "")):
+            st, p = sim.create(responseMode="sync", testCard=form)
+            assert st == 200, (form, p)
+            assert p["status"] == ("completed" if decline is None else "failed"), form
+            assert p.get("declineCode") == decline, form
+            assert list(p) == (APPROVED_KEYS if decline is None else DECLINED_KEYS)
+    for bad in ("4242-4242-4242-4242", "4242 4242 4242 424", "4111 1111 1111 1111", ""):
+        st, e = sim.create(testCard=bad)
+        assert st == 400 and e["error"]["code"] == "invalid_request", bad
 
 
 @pytest.mark.parametrize("scheme", ["vinr", "standard"])
@@ -357,6 +550,7 @@ def test_retrieve_faults_and_stats(make_sim):
     sim.set_faults({"create": {"status": 503}})
     assert sim.create()[0] == 503
     assert sim.create(responseMode="sync")[0] == 200
+    assert sim.stats()["retrievesLimited"] == 0
 
 
 def test_auth_and_validation(make_sim):
@@ -379,8 +573,8 @@ def test_auth_and_validation(make_sim):
         assert st == 400 and "simulateDelay" in e["error"]["message"]
     st, _, e = sim.request("POST", "/v1/terminal/payments", b"{not json")
     assert st == 400 and e["error"]["code"] == "invalid_request"
-    st, e = sim.create(terminalId="term_nope")
-    assert st == 404 and e["error"]["code"] == "terminal_not_found"
+    st, e = sim.create(terminalId="term\nx")
+    assert st == 400 and "terminalId" in e["error"]["message"]
     st, e = sim.get("tpay_unknown")
     assert st == 404 and e["error"]["code"] == "not_found"
     assert sim.request("GET", "/v1/nope")[0] == 404
@@ -389,31 +583,49 @@ def test_auth_and_validation(make_sim):
     st, p = sim.create(currency="eur", responseMode="sync")
     assert st == 200 and p["currency"] == "EUR" and p["reference"]
     assert sim.stats()["payments"]["total"] == 1
+    # A live key is refused: the sim is a sandbox.
+    assert sim.get(p["id"])[0] == 200
+    st, _, e = sim.request("GET", "/v1/terminal/payments/" + p["id"], key="sk_live_abc")
+    assert st == 401
 
 
 def test_exact_api_key_and_extra_terminals(make_sim):
     sim = make_sim(args=["--api-key", "sk_test_exact", "--terminal", "term_2"])
     assert sim.create(key=SIM_KEY)[0] == 401
-    assert sim.create(key="sk_test_exact", delay=5)[0] == 201
-    assert sim.create(key="sk_test_exact", delay=5)[0] == 409
+    st, first = sim.create(key="sk_test_exact", delay=5)
+    assert st == 202
+    st, busy = sim.create(key="sk_test_exact", delay=5)
+    assert st == 202
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        st, _, p = sim.request("GET", "/v1/terminal/payments/" + busy["id"],
+                               key="sk_test_exact")
+        if p["status"] != "pending":
+            break
+        time.sleep(0.02)
+    assert (p["status"], p["declineCode"]) == ("failed", "terminal_busy")
     st, p = sim.create(key="sk_test_exact", terminalId="term_2")
-    assert st == 201 and p["terminalId"] == "term_2"
+    assert st == 202 and p["terminalId"] == "term_2"
 
 
 def test_sigterm_stops_cleanly_and_bad_usage_is_64(make_sim):
     sim = make_sim()
     st, p = sim.create(delay=5)
-    assert st == 201
+    assert st == 202
     assert sim.stop() == 0
     assert "stopping" in sim.log()
     for args in (["--bogus"], ["--drop-rate", "2"], ["--scheme", "md5"], ["extra"],
                  ["--webhook-url", "http://127.0.0.1:1/x"], ["--listen", "nope"],
                  ["--webhook-url", "ftp://x", "--webhook-secret", "s"],
-                 ["--scheme", "standard", "--webhook-secret", "whsec_%%%"]):
+                 ["--scheme", "standard", "--webhook-secret", "whsec_%%%"],
+                 ["--capture-tolerance", "101"], ["--capture-tolerance", "x"],
+                 ["--retrieve-limit", "5"], ["--retrieve-limit", "5/0"],
+                 ["--retrieve-limit", "-1/1"], ["--retrieve-limit", "5/1x"]):
         r = subprocess.run([SIM, *args], env=clean_env(), capture_output=True, timeout=10)
         assert r.returncode == 64, (args, r.stderr)
     r = subprocess.run([SIM, "-h"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and "--webhook-url" in r.stdout
+    assert "--capture-tolerance" in r.stdout and "--retrieve-limit" in r.stdout
     # The secret may come from the environment instead.
     r = subprocess.run([SIM, "--webhook-url", "http://127.0.0.1:1/x", "--listen", "nope"],
                        env=clean_env({"VINR_WEBHOOK_SECRET": SECRET}), capture_output=True,
