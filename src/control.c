@@ -766,10 +766,6 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 		    p->path, sizeof(sun.sun_path) - 1);
 		return NULL;
 	}
-	if (p->nsinks > MAX_SINKS) {
-		snprintf(err, errlen, "control: too many sinks");
-		return NULL;
-	}
 	memcpy(sun.sun_path, p->path, strlen(p->path));
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
 	    (ctl->path = strdup(p->path)) == NULL) {
@@ -778,11 +774,8 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 	}
 	ctl->lfd = ctl->outcome_fd = ctl->wake_fd = -1;
 	ctl->store = p->store;
-	ctl->http = p->http;
-	ctl->nsinks = p->nsinks;
-	for (int i = 0; i < p->nsinks; i++)
-		ctl->sinks[i] = p->sinks[i];
-	ctl->started_ms = p->started_ms;
+	ctl->stats = p->stats;
+	ctl->stats_arg = p->stats_arg;
 	ctl->rc = p->reconciler;
 
 	if (check_dir(p->path, err, errlen) == -1 ||
@@ -865,19 +858,29 @@ control_stop(struct control *ctl)
 {
 	struct stat st;
 
-	if (ctl == NULL)
+	if (ctl == NULL || ctl->lfd == -1)
 		return;
 	atomic_store(&ctl->stopping, true);
 	(void)!write(ctl->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
 	if (ctl->started)
 		pthread_join(ctl->thread, NULL);
+	ctl->started = false;
 	store_remove_listener(ctl->store, ctl->outcome_fd);
-	close(ctl->outcome_fd);
-	close(ctl->wake_fd);
 	close(ctl->lfd);
+	ctl->lfd = -1;
 	/* Remove the file only if it is still ours. */
 	if (lstat(ctl->path, &st) == 0 && st.st_ino == ctl->ino)
 		unlink(ctl->path);
+}
+
+void
+control_free(struct control *ctl)
+{
+	if (ctl == NULL)
+		return;
+	control_stop(ctl);
+	close(ctl->outcome_fd);
+	close(ctl->wake_fd);
 	store_reader_free(ctl->reader);
 	pthread_mutex_destroy(&ctl->mu);
 	pthread_cond_destroy(&ctl->cv);

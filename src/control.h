@@ -17,15 +17,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
+
 struct control;
-struct http;
-struct sink;
 struct store;
 
-/*
- * The reconciler's side of "reconcile" and of stats.  Both functions are
- * called on the control thread.
- */
+/* The reconciler's side of "reconcile", called on the control thread. */
 struct control_reconciler {
 	/*
 	 * Starts retrieving payment_id from VINR and applying it; must not
@@ -35,9 +32,6 @@ struct control_reconciler {
 	 * (answered "internal"; then never).
 	 */
 	int	(*reconcile)(void *arg, const char *payment_id, void *req);
-	/* For stats: state "ok" or "paused", requests and errors so far. */
-	void	(*stats)(void *arg, const char **state, uint64_t *requests,
-		    uint64_t *errors);
 	void	*arg;
 };
 
@@ -45,10 +39,10 @@ struct control_params {
 	const char	*path;		/* [control] socket */
 	mode_t		 mode;		/* [control] mode */
 	struct store	*store;
-	struct http	*http;		/* webhook counters for stats; NULL: zeros */
-	struct sink *const *sinks;	/* the configured sinks, for stats (copied) */
-	int		 nsinks;
-	int64_t		 started_ms;	/* util_mono_ms() at start, for uptime */
+	/* The STATS object of "stats": a new object the control deletes.
+	 * Called on the control thread. */
+	cJSON		*(*stats)(void *arg);
+	void		*stats_arg;
 	/* NULL: reconcile answers reconciler_disabled. */
 	const struct control_reconciler *reconciler;
 };
@@ -65,9 +59,11 @@ struct control	*control_start(const struct control_params *, char *err, size_t e
 /*
  * Stops the thread, closes every client and removes the socket file.  Waits
  * for the answers of the writes and reconciles in flight, so the store and
- * the reconciler must still run.  NULL ok.
+ * the reconciler must still run.  Never frees.  NULL ok; twice ok.
  */
 void		 control_stop(struct control *);
+/* Stops it if needed, then frees it.  NULL ok. */
+void		 control_free(struct control *);
 
 /* For the watchdog and /healthz: the loop turned in the last 15 s (it turns
  * at least every second).  Any thread. */

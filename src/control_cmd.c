@@ -18,10 +18,8 @@
 
 #include "control.h"
 #include "control_int.h"
-#include "http.h"
 #include "log.h"
 #include "payment.h"
-#include "sink.h"
 #include "store.h"
 #include "store_read.h"
 #include "util.h"
@@ -426,45 +424,15 @@ cmd_subscribe(struct control *ctl, struct client *cl, const cJSON *req)
 static void
 cmd_stats(struct control *ctl, struct client *cl, const cJSON *req)
 {
-	struct http_stats hs = { 0 };
-	int64_t last = store_last_seq(ctl->store);
-	cJSON *o, *st, *w, *rej, *sinks, *s, *r;
-	const char *state = "disabled";
-	uint64_t requests = 0, errors = 0;
+	cJSON *o, *st;
 
 	(void)req;
-	if (ctl->http != NULL)
-		http_stats_get(ctl->http, &hs);
-	o = resp_new(cl, true);
-	st = cJSON_AddObjectToObject(o, "stats");
-	w = cJSON_AddObjectToObject(st, "webhooks");
-	cJSON_AddNumberToObject(w, "accepted", (double)hs.accepted);
-	cJSON_AddNumberToObject(w, "duplicate", (double)hs.duplicate);
-	cJSON_AddNumberToObject(w, "ignored", (double)hs.ignored);
-	rej = cJSON_AddObjectToObject(w, "rejected");
-	for (int i = 0; i < REJ_COUNT; i++)
-		cJSON_AddNumberToObject(rej, http_reject_name(i), (double)hs.rejected[i]);
-	cJSON_AddNumberToObject(st, "lastSeq", (double)last);
-	sinks = cJSON_AddObjectToObject(st, "sinks");
-	for (int i = 0; i < ctl->nsinks; i++) {
-		int64_t cur = sink_cursor(ctl->sinks[i]);
-		int64_t dead = store_reader_dead_count(ctl->reader, sink_name(ctl->sinks[i]));
-
-		s = cJSON_AddObjectToObject(sinks, sink_name(ctl->sinks[i]));
-		cJSON_AddNumberToObject(s, "cursor", (double)cur);
-		cJSON_AddNumberToObject(s, "lag", (double)(last > cur ? last - cur : 0));
-		cJSON_AddNumberToObject(s, "dead", (double)(dead > 0 ? dead : 0));
+	if (ctl->stats == NULL || (st = ctl->stats(ctl->stats_arg)) == NULL) {
+		control_reply_error(ctl, cl, "internal", "no stats");
+		return;
 	}
-	if (ctl->rc != NULL && ctl->rc->stats != NULL)
-		ctl->rc->stats(ctl->rc->arg, &state, &requests, &errors);
-	r = cJSON_AddObjectToObject(st, "reconciler");
-	cJSON_AddStringToObject(r, "state", state);
-	cJSON_AddNumberToObject(r, "requests", (double)requests);
-	cJSON_AddNumberToObject(r, "errors", (double)errors);
-	cJSON_AddNumberToObject(cJSON_AddObjectToObject(st, "control"), "clients",
-	    (double)ctl->nclients);
-	cJSON_AddNumberToObject(st, "uptimeSeconds",
-	    (double)((util_mono_ms() - ctl->started_ms) / 1000));
+	o = resp_new(cl, true);
+	cJSON_AddItemToObject(o, "stats", st);
 	reply(ctl, cl, o);
 }
 

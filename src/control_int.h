@@ -85,10 +85,8 @@ struct control {
 	char		*path;
 	ino_t		 ino;		/* of the socket file we bound */
 	struct store	*store;
-	struct http	*http;
-	struct sink	*sinks[MAX_SINKS];
-	int		 nsinks;
-	int64_t		 started_ms;
+	cJSON		*(*stats)(void *);
+	void		*stats_arg;
 	const struct control_reconciler *rc;
 
 	struct store_reader *reader;

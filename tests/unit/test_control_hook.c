@@ -2,7 +2,7 @@
  * test_control_hook.c - the control socket's reconciler hook (control.h):
  * "reconcile" handed to a fake reconciler that answers from its own thread
  * through control_reconcile_done(), errors passed through, a refused request,
- * the stats hook, and control_stop() waiting for an answer still out.
+ * the stats callback, and control_stop() waiting for an answer still out.
  *
  * The real reconciler is wired in main.c; this checks control.c's side of
  * the contract with a real store and a real socket.
@@ -77,14 +77,18 @@ fake_reconcile(void *arg, const char *payment_id, void *req)
 	return 0;
 }
 
-static void
-fake_stats(void *arg, const char **state, uint64_t *requests, uint64_t *errors)
+/* The stats callback: a STATS object of its own making. */
+static cJSON *
+fake_stats(void *arg)
 {
 	struct fake *f = arg;
+	cJSON *st = cJSON_CreateObject(), *rc;
 
-	*state = "ok";
-	*requests = (uint64_t)atomic_load(&f->calls);
-	*errors = 7;
+	rc = cJSON_AddObjectToObject(st, "reconciler");
+	cJSON_AddStringToObject(rc, "state", "ok");
+	cJSON_AddNumberToObject(rc, "requests", atomic_load(&f->calls));
+	cJSON_AddNumberToObject(rc, "errors", 7);
+	return st;
 }
 
 struct fixture {
@@ -111,11 +115,12 @@ setup(void **state)
 	if ((f->store = store_open(db, 1, err, sizeof(err))) == NULL ||
 	    store_start(f->store) == -1)
 		return -1;
-	f->rc = (struct control_reconciler){ fake_reconcile, fake_stats, &f->fake };
+	f->rc = (struct control_reconciler){ fake_reconcile, &f->fake };
 	p.path = f->sock;
 	p.mode = 0600;
 	p.store = f->store;
-	p.started_ms = util_mono_ms();
+	p.stats = fake_stats;
+	p.stats_arg = &f->fake;
 	p.reconciler = &f->rc;
 	if ((f->ctl = control_start(&p, err, sizeof(err))) == NULL) {
 		print_error("control_start: %s\n", err);
@@ -131,7 +136,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 	char cmd[160];
 
-	control_stop(f->ctl);
+	control_free(f->ctl);
 	store_free(f->store);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
@@ -262,8 +267,9 @@ test_stop_waits_for_reconcile(void **state)
 		usleep(1000);
 	t0 = util_mono_ms();
 	control_stop(f->ctl);
-	f->ctl = NULL;
 	assert_true(util_mono_ms() - t0 >= 200);
+	control_free(f->ctl);
+	f->ctl = NULL;
 	close(fd);
 }
 
