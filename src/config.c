@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -973,4 +974,37 @@ done:
 	free(p.line);
 	config_release(&n);
 	return rc;
+}
+
+/* A file's directory must exist: we create files, never directories. */
+static int
+check_parent(const char *what, const char *path, char *err, size_t errlen)
+{
+	char *copy, *dir;
+	struct stat st;
+	int rc = 0;
+
+	if (path == NULL)
+		return 0;
+	if ((copy = strdup(path)) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	dir = dirname(copy);
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "%s %s: directory %s does not exist", what, path, dir);
+		rc = -1;
+	}
+	free(copy);
+	return rc;
+}
+
+int
+config_check_dirs(const struct config *c, char *err, size_t errlen)
+{
+	if (check_parent("database", c->database, err, errlen) == -1 ||
+	    check_parent("event log", c->event_log, err, errlen) == -1 ||
+	    check_parent("control socket", c->control_socket, err, errlen) == -1)
+		return -1;
+	return 0;
 }

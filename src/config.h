@@ -74,6 +74,12 @@ void	config_defaults(struct config *);
  */
 int	config_load(struct config *c, const char *path, char *err, size_t errlen);
 
+/*
+ * Checks that the directory of every file the daemon creates (database,
+ * event log, control socket) exists.  Returns 0, or -1 with a message in err.
+ */
+int	config_check_dirs(const struct config *, char *err, size_t errlen);
+
 /* Frees what the struct owns; the struct itself is the caller's.  NULL ok. */
 void	config_release(struct config *);
 

@@ -12,13 +12,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -112,27 +110,6 @@ parse_args(struct daemon *d, int argc, char *argv[])
 	log_init(debug);
 }
 
-/* A file's directory must exist: we create files, never directories. */
-static int
-check_parent(const char *what, const char *path, char *err, size_t errlen)
-{
-	char *copy, *dir;
-	struct stat st;
-	int rc = 0;
-
-	if (path == NULL)
-		return 0;
-	if ((copy = strdup(path)) == NULL)
-		return -1;
-	dir = dirname(copy);
-	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s %s: directory %s does not exist", what, path, dir);
-		rc = -1;
-	}
-	free(copy);
-	return rc;
-}
-
 /*
  * Everything a start needs before it binds anything: the configuration, the
  * secrets, api_base, the directories.  Exits 78 on a problem.
@@ -151,9 +128,7 @@ configure(struct daemon *d)
 	    secrets_api_key(d->cfg.api_key_file, &d->api_key, &src, err, sizeof(err)) == -1 ||
 	    (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, err,
 	    sizeof(err)) == -1) ||
-	    check_parent("database", d->cfg.database, err, sizeof(err)) == -1 ||
-	    check_parent("event log", d->cfg.event_log, err, sizeof(err)) == -1 ||
-	    check_parent("control socket", d->cfg.control_socket, err, sizeof(err)) == -1)
+	    config_check_dirs(&d->cfg, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration %s: %s", d->file, err);
 	log_debug("%zu webhook secret(s); API key from %s", d->nkeys, src);
 }
