@@ -2,7 +2,8 @@
  * sink.c - the delivery loop every sink shares (see sink.h).
  *
  * Threads: one per sink (sink_main).  The main thread only sets flags
- * (stop, reopen) and writes to the sink's eventfd to wake it.
+ * (stop, reopen) and writes to the sink's eventfd to wake it; any thread
+ * reads the atomics (cursor, dead, failing, tick) for stats and health.
  */
 #include <errno.h>
 #include <poll.h>
