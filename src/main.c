@@ -4,10 +4,11 @@
  * Threads: main (this file) waits for signals with sigtimedwait() and acts on
  * them; every other thread has them blocked.  The others: the store's writer,
  * one per sink, libmicrohttpd's, the reconciler's, the control socket's.
- * Startup order is store, sinks, HTTP, reconciler, control; shutdown stops
- * them in the order HTTP, control, reconciler, sinks, store, so that every
- * request answered and every delivery made is saved before the writer
- * commits its last batch, and only then frees them.  Only this file and
+ * Startup order is store, sinks, reconciler, control, HTTP: once /healthz
+ * answers, everything else is up.  Shutdown stops them in the order HTTP,
+ * control, reconciler, sinks, store, so that every request answered and
+ * every delivery made is saved before the writer commits its last batch,
+ * and only then frees them.  Only this file and
  * config.c know struct config: each subsystem gets a small params struct.
  */
 #include <errno.h>
@@ -263,12 +264,12 @@ start(struct daemon *d)
 	store_set_retention(d->store, d->cfg.retain_days);
 	if (store_start(d->store) == -1)
 		fatalx(EXIT_RUNTIME, "cannot start the writer");
-	if (start_sinks(d, err, sizeof(err)) == -1 ||
-	    start_http(d, listen_fd, err, sizeof(err)) == -1)
+	if (start_sinks(d, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
 	if (start_reconciler(d, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "reconciler: %s", err);
-	if (start_control(d, err, sizeof(err)) == -1)
+	if (start_control(d, err, sizeof(err)) == -1 ||
+	    start_http(d, listen_fd, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
 	log_info("vinr-webhookd %s listening on %s%s, database %s", VINR_VERSION,
 	    listen_fd >= 0 ? "a socket from systemd" : d->cfg.listen,

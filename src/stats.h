@@ -29,10 +29,10 @@ struct control;
 struct sink;
 
 /*
- * Where the figures come from.  The pointers that main sets after other
- * threads already read the source (http, reconciler, control) are atomic;
- * NULL means "not running" (zeros, "disabled").  sinks are set before any
- * reader starts.
+ * Where the figures come from.  The pointers that main sets once a
+ * subsystem has started, while other threads may already read the source
+ * (http, reconciler, control), are atomic; NULL means "not running" (zeros,
+ * "disabled").  sinks are set before any reader starts.
  */
 struct stats_source {
 	struct store			*store;
