@@ -1,5 +1,5 @@
 /*
- * config.c - the INI configuration of SPEC.md §6, and the secret sources.
+ * config.c - the INI configuration of SPEC.md §6 (the secrets: secrets.c).
  *
  * The file is parsed by libinih, but through ini_parse_stream() with our own
  * line reader rather than ini_parse().  The reader is what lets us be strict
@@ -21,17 +21,14 @@
  * and parses the value into a copy of the caller's struct.  The copy replaces
  * the caller's struct only when the whole file was good, so a failed load
  * leaves it exactly as it was.
- *
- * Secrets are read with read(2) into buffers that are zeroed before they are
- * freed; stdio would leave copies in its own buffers.
  */
 #include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ini.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,7 +42,6 @@
 #define MAX_BODY_LIMIT		(64 * 1024 * 1024)
 #define TEN_YEARS		(10LL * 365 * 86400)
 #define MAX_RPS_LIMIT		1000.0
-#define SECRETS_MAX_SIZE	(1024 * 1024)
 /* How much of a bad value an error message quotes. */
 #define QUOTE_MAX		64
 
@@ -161,10 +157,6 @@ static int	 parse_rate(const char *, double *, char *, size_t);
 static int	 set_string(char **, const char *);
 static void	 seterr(char *, size_t, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
-static int	 secrets_read(struct secrets *, const char *, int, char *,
-		    size_t);
-static int	 secrets_add(struct secrets *, const char *, size_t);
-static void	 trim(const char **, size_t *);
 
 static void
 seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -984,203 +976,35 @@ done:
 	return rc;
 }
 
-/* Drops surrounding whitespace (CR included) from the span s, *len. */
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && isspace((unsigned char)**s)) {
-		(*s)++;
-		(*len)--;
-	}
-	while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
-		(*len)--;
-}
-
+/* A file's directory must exist: we create files, never directories. */
 static int
-secrets_add(struct secrets *s, const char *v, size_t len)
+check_parent(const char *what, const char *path, char *err, size_t errlen)
 {
-	char	**nv, *copy;
+	char *copy, *dir;
+	struct stat st;
+	int rc = 0;
 
-	if ((copy = malloc(len + 1)) == NULL)
-		return -1;
-	memcpy(copy, v, len);
-	copy[len] = '\0';
-	if ((nv = reallocarray(s->v, s->n + 1, sizeof(*nv))) == NULL) {
-		explicit_bzero(copy, len);
-		free(copy);
-		return -1;
-	}
-	s->v = nv;
-	s->v[s->n++] = copy;
-	return 0;
-}
-
-/*
- * Reads the secrets of one file into s.  Returns 0, 1 when missing_ok and the
- * file does not exist, or -1 with a message (never any of its content).
- */
-static int
-secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
-    size_t errlen)
-{
-	struct stat	 st;
-	char		*buf = NULL, *nbuf;
-	size_t		 cap, len = 0, linelen;
-	ssize_t		 r;
-	const char	*line, *nl, *end, *v;
-	int		 fd, rc = -1;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		if (missing_ok && (errno == ENOENT || errno == ENOTDIR))
-			return 1;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+	if (path == NULL)
+		return 0;
+	if ((copy = strdup(path)) == NULL) {
+		seterr(err, errlen, "out of memory");
 		return -1;
 	}
-	if (fstat(fd, &st) == -1) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		goto done;
+	dir = dirname(copy);
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "%s %s: directory %s does not exist", what, path, dir);
+		rc = -1;
 	}
-	if (S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s: %s", path, strerror(EISDIR));
-		goto done;
-	}
-	cap = S_ISREG(st.st_mode) && st.st_size > 0 &&
-	    st.st_size < SECRETS_MAX_SIZE ? (size_t)st.st_size + 1 : 4096;
-	if ((buf = malloc(cap)) == NULL)
-		goto oom;
-	for (;;) {
-		if (len == cap) {
-			/* Grow by hand: realloc would leave a copy behind. */
-			if (cap >= SECRETS_MAX_SIZE) {
-				seterr(err, errlen, "%s: larger than %d bytes",
-				    path, SECRETS_MAX_SIZE);
-				goto done;
-			}
-			if ((nbuf = malloc(cap * 2)) == NULL)
-				goto oom;
-			memcpy(nbuf, buf, len);
-			explicit_bzero(buf, cap);
-			free(buf);
-			buf = nbuf;
-			cap *= 2;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			seterr(err, errlen, "%s: %s", path, strerror(errno));
-			goto done;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	if (memchr(buf, '\0', len) != NULL) {
-		seterr(err, errlen, "%s: contains a NUL byte", path);
-		goto done;
-	}
-
-	end = buf + len;
-	for (line = buf; line < end; line = nl + 1) {
-		if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
-			nl = end;
-		v = line;
-		linelen = (size_t)(nl - line);
-		trim(&v, &linelen);
-		if (linelen == 0 || *v == '#')
-			continue;
-		if (secrets_add(s, v, linelen) == -1)
-			goto oom;
-	}
-	rc = 0;
-	goto done;
-oom:
-	seterr(err, errlen, "%s: out of memory", path);
-done:
-	if (buf != NULL) {
-		explicit_bzero(buf, cap);
-		free(buf);
-	}
-	close(fd);
+	free(copy);
 	return rc;
 }
 
 int
-secrets_load(struct secrets *out, const char *file, const char *credname,
-    const char *envname, const char **source, char *err, size_t errlen)
+config_check_dirs(const struct config *c, char *err, size_t errlen)
 {
-	struct secrets	 s = { NULL, 0 };
-	const char	*src = "none", *dir, *env;
-	char		*path;
-	size_t		 len;
-	int		 r;
-
-	out->v = NULL;
-	out->n = 0;
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-
-	if (file != NULL) {
-		src = "file";
-		if (secrets_read(&s, file, 0, err, errlen) == -1)
-			goto fail;
-		goto done;
-	}
-	if (credname != NULL && (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL &&
-	    *dir != '\0') {
-		if (asprintf(&path, "%s/%s", dir, credname) == -1) {
-			seterr(err, errlen, "out of memory");
-			goto fail;
-		}
-		r = secrets_read(&s, path, 1, err, errlen);
-		free(path);
-		if (r == -1) {
-			src = "credential";
-			goto fail;
-		}
-		if (r == 0) {
-			src = "credential";
-			goto done;
-		}
-	}
-	if (envname != NULL && (env = getenv(envname)) != NULL) {
-		len = strlen(env);
-		trim(&env, &len);
-		if (len > 0) {
-			src = "environment";
-			if (secrets_add(&s, env, len) == -1) {
-				seterr(err, errlen, "$%s: out of memory",
-				    envname);
-				goto fail;
-			}
-		}
-	}
-done:
-	if (source != NULL)
-		*source = src;
-	*out = s;
+	if (check_parent("database", c->database, err, errlen) == -1 ||
+	    check_parent("event log", c->event_log, err, errlen) == -1 ||
+	    check_parent("control socket", c->control_socket, err, errlen) == -1)
+		return -1;
 	return 0;
-fail:
-	if (source != NULL)
-		*source = src;
-	secrets_release(&s);
-	return -1;
-}
-
-void
-secrets_release(struct secrets *s)
-{
-	size_t	i;
-
-	if (s == NULL)
-		return;
-	for (i = 0; i < s->n; i++) {
-		if (s->v[i] != NULL) {
-			explicit_bzero(s->v[i], strlen(s->v[i]));
-			free(s->v[i]);
-		}
-	}
-	free(s->v);
-	s->v = NULL;
-	s->n = 0;
 }

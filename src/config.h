@@ -1,5 +1,5 @@
 /*
- * config.h - the INI configuration of SPEC.md §6, and the secret sources.
+ * config.h - the INI configuration of SPEC.md §6 (the secrets: secrets.h).
  */
 #ifndef VINR_CONFIG_H
 #define VINR_CONFIG_H
@@ -74,27 +74,13 @@ void	config_defaults(struct config *);
  */
 int	config_load(struct config *c, const char *path, char *err, size_t errlen);
 
+/*
+ * Checks that the directory of every file the daemon creates (database,
+ * event log, control socket) exists.  Returns 0, or -1 with a message in err.
+ */
+int	config_check_dirs(const struct config *, char *err, size_t errlen);
+
 /* Frees what the struct owns; the struct itself is the caller's.  NULL ok. */
 void	config_release(struct config *);
-
-/* A list of secrets (webhook secrets or API keys). */
-struct secrets {
-	char	**v;
-	size_t	  n;
-};
-
-/*
- * Loads secrets in the order of SPEC §6: file if non-NULL, else
- * $CREDENTIALS_DIRECTORY/credname if that file exists, else the environment
- * variable envname (one secret; empty = none).  A file holds one secret per
- * line; blank lines, lines starting with '#', and surrounding whitespace (CR
- * included) are ignored.  *source is set to a static description of where
- * they came from ("file", "credential", "environment", "none").
- * Returns 0 (out->n may be 0: nothing configured), or -1 when a named file
- * cannot be read, with the reason in err.  Never puts a secret in err.
- */
-int	secrets_load(struct secrets *out, const char *file, const char *credname,
-	    const char *envname, const char **source, char *err, size_t errlen);
-void	secrets_release(struct secrets *);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * http.c - see http.h.
  *
- * Threads: libmicrohttpd's HTTP_THREADS workers run every handler; the
- * writer thread only calls stored() (MHD_resume_connection is thread-safe).
- * A struct req belongs to its connection's worker, except while REQ_STORING,
+ * Threads: libmicrohttpd's HTTP_THREADS pool threads run every handler (a
+ * connection stays on the thread that accepted it); the writer thread only
+ * calls stored() (MHD_resume_connection is thread-safe).  A struct req
+ * belongs to its connection's thread, except while REQ_STORING,
  * when the writer owns its ev/in until it resumes the connection.  Shared
  * state: the HMAC keys (rwlock, swapped on SIGHUP), the counters (atomics)
  * and the number of requests in flight (atomic, for a clean stop).
@@ -48,7 +49,10 @@
 #define HTTP_THREADS	2
 
 struct http {
-	const struct config	*cfg;
+	char			*path;		/* the webhook path */
+	size_t			 max_body;
+	enum sig_scheme		 scheme;
+	long			 tolerance;
 	struct store		*store;
 	struct MHD_Daemon	*mhd;
 	struct http_hooks	 hooks;
@@ -57,6 +61,7 @@ struct http {
 	struct sig_key		*keys;
 	size_t			 nkeys;
 
+	bool			 stopped;	/* mhd stopped (main thread's) */
 	atomic_int		 in_flight;
 	_Atomic uint64_t	 accepted, duplicate, ignored;
 	_Atomic uint64_t	 rejected[REJ_COUNT];
@@ -205,16 +210,16 @@ verify(struct http *h, struct MHD_Connection *c, const struct req *r)
 	time_t now = time(NULL);
 
 	pthread_rwlock_rdlock(&h->keys_lock);
-	if (h->cfg->scheme == SIG_SCHEME_STANDARD)
+	if (h->scheme == SIG_SCHEME_STANDARD)
 		res = sig_verify_standard(
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id"),
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp"),
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature"),
-		    r->body, r->len, h->keys, h->nkeys, now, h->cfg->tolerance);
+		    r->body, r->len, h->keys, h->nkeys, now, h->tolerance);
 	else
 		res = sig_verify_vinr(
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Vinr-Signature"),
-		    r->body, r->len, h->keys, h->nkeys, now, h->cfg->tolerance);
+		    r->body, r->len, h->keys, h->nkeys, now, h->tolerance);
 	pthread_rwlock_unlock(&h->keys_lock);
 	return res;
 }
@@ -245,7 +250,7 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 		return reject(h, c, r, sig_reject[sr]);
 	}
 	ee = event_parse(r->body != NULL ? r->body : "", r->len,
-	    h->cfg->scheme == SIG_SCHEME_STANDARD ?
+	    h->scheme == SIG_SCHEME_STANDARD ?
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id") : NULL, &ev);
 	if (ee != EVENT_OK) {
 		log_warnx("webhook from %s refused: %s", peer(c, addr, sizeof(addr)),
@@ -332,18 +337,11 @@ answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
 static enum MHD_Result
 healthz(struct http *h, struct MHD_Connection *c)
 {
-	cJSON *o = cJSON_CreateObject(), *warn = cJSON_CreateArray(),
-	    *why = cJSON_CreateArray();
-	bool ok = h->hooks.health(h->hooks.arg, warn, why);
+	bool ok = false;
+	cJSON *o = h->hooks.health(h->hooks.arg, &ok);
 
-	cJSON_AddStringToObject(o, "status", ok ? "ok" : "degraded");
-	if (ok) {
-		cJSON_AddItemToObject(o, "warnings", warn);
-		cJSON_Delete(why);
-	} else {
-		cJSON_AddItemToObject(o, "reasons", why);
-		cJSON_AddItemToObject(o, "warnings", warn);
-	}
+	if (o == NULL)
+		return MHD_NO;
 	return send_json(c, ok ? 200 : 503, o, NULL);
 }
 
@@ -374,7 +372,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	struct http *h = cls;
 	struct req *r = *ctx;
 	const char *cl;
-	size_t max = h->cfg->max_body;
+	size_t max = h->max_body;
 
 	(void)version;
 	if (r == NULL) {
@@ -384,7 +382,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		*ctx = r;
 		atomic_fetch_add(&h->in_flight, 1);
 		r->counted = true;
-		if (strcmp(url, h->cfg->http_path) != 0) {
+		if (strcmp(url, h->path) != 0) {
 			bool health = strcmp(url, "/healthz") == 0;
 
 			if (!health && strcmp(url, "/metrics") != 0)
@@ -521,14 +519,31 @@ http_set_keys(struct http *h, const struct sig_key *keys, size_t nkeys)
 	return 0;
 }
 
+/* Resolves where to listen: *ai for the address, IPv6 in *flags. */
+static int
+resolve(const struct http_params *p, struct addrinfo **ai, unsigned *flags, char *err,
+    size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof(port), "%u", p->port);
+	if ((rc = getaddrinfo(p->host, port, &hints, ai)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", p->listen, gai_strerror(rc));
+		return -1;
+	}
+	if ((*ai)->ai_family == AF_INET6)
+		*flags |= MHD_USE_IPv6;
+	return 0;
+}
+
 struct http *
-http_start(const struct config *cfg, struct store *store, const struct sig_key *keys,
-    size_t nkeys, int listen_fd, const struct http_hooks *hooks, char *err, size_t errlen)
+http_start(const struct http_params *p, char *err, size_t errlen)
 {
 	struct http *h;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai = NULL;
-	char port[8];
+	struct addrinfo *ai = NULL;
 	/*
 	 * poll(2), not epoll: with epoll worker pools, MHD_quiesce_daemon() in
 	 * libmicrohttpd 0.9.75 races the workers over the listen socket's
@@ -536,54 +551,48 @@ http_start(const struct config *cfg, struct store *store, const struct sig_key *
 	 */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	int rc;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	h->cfg = cfg;
-	h->store = store;
-	h->hooks = *hooks;
+	h->max_body = p->max_body;
+	h->scheme = p->scheme;
+	h->tolerance = p->tolerance;
+	h->store = p->store;
+	h->hooks = p->hooks;
+	h->stopped = true;
 	pthread_rwlock_init(&h->keys_lock, NULL);
-	if ((h->keys = copy_keys(keys, nkeys)) == NULL) {
+	if ((h->path = strdup(p->path)) == NULL ||
+	    (h->keys = copy_keys(p->keys, p->nkeys)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	h->nkeys = nkeys;
-
-	if (listen_fd < 0) {
-		snprintf(port, sizeof(port), "%u", cfg->listen_port);
-		if ((rc = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
-			snprintf(err, errlen, "listen %s: %s", cfg->listen, gai_strerror(rc));
-			goto fail;
-		}
-		if (ai->ai_family == AF_INET6)
-			flags |= MHD_USE_IPv6;
-	}
+	h->nkeys = p->nkeys;
+	if (p->listen_fd < 0 && resolve(p, &ai, &flags, err, errlen) == -1)
+		goto fail;
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, h,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
-	    listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-	    listen_fd >= 0 ? (intptr_t)listen_fd : (intptr_t)ai->ai_addr,
+	    p->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+	    p->listen_fd >= 0 ? (intptr_t)p->listen_fd : (intptr_t)ai->ai_addr,
 	    MHD_OPTION_END);
 	if (h->mhd == NULL) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
+		snprintf(err, errlen, "cannot listen on %s: %s", p->listen,
 		    errno != 0 ? strerror(errno) : "libmicrohttpd refused to start");
 		goto fail;
 	}
+	h->stopped = false;
 	if (ai != NULL)
 		freeaddrinfo(ai);
 	return h;
 fail:
 	if (ai != NULL)
 		freeaddrinfo(ai);
-	free_keys(h->keys, h->nkeys);
-	pthread_rwlock_destroy(&h->keys_lock);
-	free(h);
+	http_free(h);
 	return NULL;
 }
 
@@ -593,12 +602,12 @@ http_stop(struct http *h, int timeout_ms)
 	int64_t until = util_mono_ms() + timeout_ms;
 	int fd;
 
-	if (h == NULL)
+	if (h == NULL || h->stopped)
 		return;
 	/*
 	 * Stop accepting; let the requests in flight get their answers.  The
-	 * listen socket is closed only after MHD_stop_daemon(): each epoll
-	 * worker takes it out of its own set after quiesce returns, and
+	 * listen socket is closed only after MHD_stop_daemon(): the pool's
+	 * threads may still poll it until they have seen the quiesce, and
 	 * libmicrohttpd aborts if it is closed under them.
 	 */
 	fd = MHD_quiesce_daemon(h->mhd);
@@ -608,16 +617,30 @@ http_stop(struct http *h, int timeout_ms)
 		log_warnx("http: stopping with %d request(s) unanswered",
 		    atomic_load(&h->in_flight));
 	MHD_stop_daemon(h->mhd);
+	h->mhd = NULL;
+	h->stopped = true;
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+}
+
+void
+http_free(struct http *h)
+{
+	if (h == NULL)
+		return;
+	http_stop(h, 0);
 	free_keys(h->keys, h->nkeys);
 	pthread_rwlock_destroy(&h->keys_lock);
+	free(h->path);
 	free(h);
 }
 
 void
 http_stats_get(struct http *h, struct http_stats *st)
 {
+	memset(st, 0, sizeof(*st));
+	if (h == NULL)
+		return;
 	st->accepted = atomic_load(&h->accepted);
 	st->duplicate = atomic_load(&h->duplicate);
 	st->ignored = atomic_load(&h->ignored);

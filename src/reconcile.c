@@ -16,6 +16,7 @@
 #include "event.h"
 #include "log.h"
 #include "reconcile.h"
+#include "secrets.h"
 #include "store.h"
 #include "store_read.h"
 #include "util.h"
@@ -42,11 +43,13 @@ struct due {
 };
 
 struct reconciler {
-	const struct config	*cfg;
+	struct reconcile_params	 p;		/* api_key, api_base NULL */
+	char			*key_file;	/* p.api_key_file, our copy */
 	struct store		*store;
 	struct vinr_api		*api;
 	struct store_reader	*reader;
 	pthread_t		 thread;
+	bool			 started;	/* thread runs: joined by stop */
 
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
@@ -113,7 +116,7 @@ wait_slot(struct reconciler *r)
 	}
 	ok = !r->stopping;
 	pthread_mutex_unlock(&r->mu);
-	r->next_slot_ms = util_mono_ms() + (int64_t)(1000.0 / r->cfg->max_rps + 0.999);
+	r->next_slot_ms = util_mono_ms() + (int64_t)(1000.0 / r->p.max_rps + 0.999);
 	return ok;
 }
 
@@ -138,25 +141,25 @@ status_index(long st)
 	}
 }
 
+/* SIGHUP: the API key again, from the same sources as at start. */
 static void
 load_key(struct reconciler *r)
 {
-	struct secrets sec = { 0 };
 	const char *src;
-	char err[512];
+	char err[512] = "", *key;
 
-	if (secrets_load(&sec, r->cfg->api_key_file, "api-key", "VINR_API_KEY", &src,
-	    err, sizeof(err)) == -1 || sec.n == 0) {
+	if (secrets_api_key(r->p.api_key_file, &key, &src, err, sizeof(err)) == -1 ||
+	    key == NULL) {
 		log_warnx("reconciler: reload: %s; keeping the API key in use",
-		    sec.n == 0 ? "no API key found" : err);
-	} else if (vinr_api_set_key(r->api, sec.v[0]) == -1)
+		    key == NULL && err[0] == '\0' ? "no API key found" : err);
+	} else if (vinr_api_set_key(r->api, key) == -1)
 		log_warnx("reconciler: reload: out of memory");
 	else {
 		log_info("reconciler: API key reloaded from %s", src);
 		if (atomic_exchange(&r->state, RC_OK) == RC_PAUSED)
 			log_info("reconciler: resumed");
 	}
-	secrets_release(&sec);
+	secrets_key_free(key);
 }
 
 /*
@@ -332,13 +335,13 @@ static void
 schedule(struct reconciler *r, const struct due *d, const char *state)
 {
 	int attempts = d->attempts + 1;
-	int64_t wait = r->cfg->interval;
+	int64_t wait = r->p.interval;
 	char next[TS_LEN];
 
-	for (int i = 1; i < attempts && wait < r->cfg->max_backoff; i++)
+	for (int i = 1; i < attempts && wait < r->p.max_backoff; i++)
 		wait *= 2;
-	if (wait > r->cfg->max_backoff)
-		wait = r->cfg->max_backoff;
+	if (wait > r->p.max_backoff)
+		wait = r->p.max_backoff;
 	util_rfc3339(util_now_ms() + wait * 1000, next);
 	if (strcmp(state, "scheduled") != 0)
 		next[0] = '\0';
@@ -383,7 +386,7 @@ round_due(struct reconciler *r)
 	const char *state;
 
 	util_rfc3339(t, now);
-	util_rfc3339(t - (int64_t)r->cfg->stale_after * 1000, stale);
+	util_rfc3339(t - (int64_t)r->p.stale_after * 1000, stale);
 	if (store_reader_rc_due(r->reader, now, stale, DUE_BATCH, collect_due, r) == -1) {
 		drop_due(r);
 		return;
@@ -395,7 +398,7 @@ round_due(struct reconciler *r)
 		answer_requests(r);	/* a POS waiting on "reconcile" goes first */
 		if (atomic_load(&r->state) == RC_PAUSED)
 			break;
-		if (age >= 0 && age > r->cfg->give_up_after) {
+		if (age >= 0 && age > r->p.give_up_after) {
 			log_warnx("reconciler: giving up on %s: unchanged for %lld s",
 			    d->id, (long long)age);
 			schedule(r, d, "gave_up");
@@ -431,7 +434,7 @@ reconcile_main(void *arg)
 		if (util_mono_ms() >= next_round) {
 			if (atomic_load(&r->state) == RC_OK)
 				round_due(r);
-			next_round = util_mono_ms() + (int64_t)r->cfg->interval * 1000;
+			next_round = util_mono_ms() + (int64_t)r->p.interval * 1000;
 		}
 		pthread_mutex_lock(&r->mu);
 		if (!r->stopping && !r->reload && r->head == NULL)
@@ -442,8 +445,7 @@ reconcile_main(void *arg)
 }
 
 struct reconciler *
-reconcile_start(const struct config *cfg, struct store *store, const char *key,
-    char *err, size_t errlen)
+reconcile_start(const struct reconcile_params *p, char *err, size_t errlen)
 {
 	struct reconciler *r;
 
@@ -451,15 +453,23 @@ reconcile_start(const struct config *cfg, struct store *store, const char *key,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	r->cfg = cfg;
-	r->store = store;
+	r->p = *p;
+	r->p.api_key = NULL;
+	r->p.api_base = NULL;
+	r->p.api_key_file = NULL;
+	r->store = p->store;
 	r->tail = &r->head;
 	atomic_store(&r->tick_ms, util_mono_ms());
 	pthread_mutex_init(&r->mu, NULL);
 	util_cond_init(&r->cv);
-	if ((r->api = vinr_api_new(cfg->api_base, err, errlen)) == NULL)
+	if (p->api_key_file != NULL &&
+	    (r->p.api_key_file = r->key_file = strdup(p->api_key_file)) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
-	if (vinr_api_set_key(r->api, key) == -1) {
+	}
+	if ((r->api = vinr_api_new(p->api_base, err, errlen)) == NULL)
+		goto fail;
+	if (vinr_api_set_key(r->api, p->api_key) == -1) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -467,12 +477,10 @@ reconcile_start(const struct config *cfg, struct store *store, const char *key,
 		snprintf(err, errlen, "cannot start the reconciler thread");
 		goto fail;
 	}
+	r->started = true;
 	return r;
 fail:
-	vinr_api_free(r->api);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
-	free(r);
+	reconcile_free(r);
 	return NULL;
 }
 
@@ -481,22 +489,33 @@ reconcile_stop(struct reconciler *r)
 {
 	struct rc_request *q;
 
-	if (r == NULL)
+	if (r == NULL || !r->started)
 		return;
 	pthread_mutex_lock(&r->mu);
 	r->stopping = true;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	pthread_join(r->thread, NULL);
+	r->started = false;
 	while ((q = r->head) != NULL) {
 		r->head = q->next;
 		q->done(q->arg, RC_ANSWER_STOPPING, false, "stopping");
 		free(q->payment_id);
 		free(q);
 	}
+	r->tail = &r->head;
+}
+
+void
+reconcile_free(struct reconciler *r)
+{
+	if (r == NULL)
+		return;
+	reconcile_stop(r);
 	drop_due(r);
 	store_reader_free(r->reader);
 	vinr_api_free(r->api);
+	free(r->key_file);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	free(r);

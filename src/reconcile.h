@@ -17,7 +17,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 
 struct reconciler;
 struct store;
@@ -53,14 +52,33 @@ struct reconcile_stats {
 
 extern const char *const reconcile_status_labels[8];
 
+/* What the reconciler needs of the configuration ([reconciler], SPEC §6). */
+struct reconcile_params {
+	struct store	*store;		/* must outlive the reconciler */
+	const char	*api_base;	/* checked: https, or http to loopback */
+	const char	*api_key;	/* the key in use; copied, never logged */
+	const char	*api_key_file;	/* SIGHUP reloads from here; NULL:
+					 * the credential, then the env */
+	int		 interval;	/* seconds between rounds */
+	int		 stale_after;	/* seconds unchanged before a retrieve */
+	int		 max_backoff;	/* cap of the per-payment backoff (s) */
+	int		 give_up_after;	/* seconds unchanged before gave_up */
+	double		 max_rps;	/* retrieves per second, > 0 */
+};
+
 /*
- * Starts the thread, or returns NULL with err set.  key is the API key (not
- * kept beyond the handle's copy).  store must outlive it.
+ * Starts the thread, or returns NULL with err set.  The params are copied
+ * (strings included).
  */
-struct reconciler	*reconcile_start(const struct config *, struct store *,
-			    const char *key, char *err, size_t errlen);
-/* Stops the thread; pending on-demand requests get RC_ANSWER_STOPPING. */
+struct reconciler	*reconcile_start(const struct reconcile_params *, char *err,
+			    size_t errlen);
+/*
+ * Stops the thread; pending on-demand requests get RC_ANSWER_STOPPING.
+ * Never frees.  NULL ok.
+ */
 void			 reconcile_stop(struct reconciler *);
+/* Stops it if needed, then frees it.  NULL ok. */
+void			 reconcile_free(struct reconciler *);
 /* SIGHUP: reload the API key (from the same sources) and leave "paused". */
 void			 reconcile_reload(struct reconciler *);
 /*
@@ -69,7 +87,9 @@ void			 reconcile_reload(struct reconciler *);
  */
 int			 reconcile_request(struct reconciler *, const char *payment_id,
 			    reconcile_done_fn done, void *arg);
+/* The counters so far; a NULL reconciler is RC_DISABLED with zeros. */
 void			 reconcile_stats_get(struct reconciler *, struct reconcile_stats *);
+/* Its thread ticked in the last minute (NULL: true).  Any thread. */
 bool			 reconcile_alive(struct reconciler *);
 const char		*reconcile_state_name(enum rc_state);
 

@@ -2,7 +2,8 @@
  * sink.c - the delivery loop every sink shares (see sink.h).
  *
  * Threads: one per sink (sink_main).  The main thread only sets flags
- * (stop, reopen) and writes to the sink's eventfd to wake it.
+ * (stop, reopen) and writes to the sink's eventfd to wake it; any thread
+ * reads the atomics (cursor, dead, failing, tick) for stats and health.
  */
 #include <errno.h>
 #include <poll.h>
@@ -37,12 +38,15 @@ struct sink {
 	struct store		*store;
 	struct store_reader	*reader;
 	pthread_t		 thread;
+	bool			 running;	/* thread started, not joined */
+	bool			 listening;	/* efd is a store listener */
 	int			 efd;
 	atomic_bool		 stopping;
+	atomic_bool		 failing;	/* the last delivery failed */
 	atomic_bool		 reopen;
 	_Atomic int64_t		 tick_ms;
 	_Atomic int64_t		 cursor;
-	_Atomic int64_t		 dead;		/* dead letters of this sink */
+	_Atomic int64_t		 dead;		/* its rows in dead_letters, cached */
 
 	struct line		 lines[BATCH];
 	int			 nlines;
@@ -88,6 +92,26 @@ int64_t
 sink_dead_letters(struct sink *s)
 {
 	return atomic_load(&s->dead);
+}
+
+bool
+sink_failing(struct sink *s)
+{
+	return atomic_load(&s->failing);
+}
+
+/*
+ * The dead letters are counted by the database (the one truth: a restart, a
+ * replay or a repeated dead letter cannot make a counter drift); the count
+ * is cached for other threads after each change, on the sink's thread.
+ */
+static void
+count_dead(struct sink *s)
+{
+	int64_t n = store_reader_dead_count(s->reader, s->ops->name);
+
+	if (n >= 0)
+		atomic_store(&s->dead, n);
 }
 
 /* Sleeps until woken by the writer or main, or ms pass. */
@@ -205,13 +229,11 @@ replay_dead(struct sink *s, char *err, size_t errlen)
 			ok = false;
 			break;
 		}
-		if (store_dead_delivered(s->store, s->ops->name, l->seq) == 0) {
-			atomic_fetch_sub(&s->dead, 1);
-			if (!l->skip)
-				log_info("%s: seq %lld replayed", s->ops->name, (long long)l->seq);
-		}
+		if (store_dead_delivered(s->store, s->ops->name, l->seq) == 0 && !l->skip)
+			log_info("%s: seq %lld replayed", s->ops->name, (long long)l->seq);
 	}
 	drop_lines(s);
+	count_dead(s);
 	return ok;
 }
 
@@ -231,6 +253,7 @@ sink_main(void *arg)
 			continue;
 		}
 		if (!replay_dead(s, err, sizeof(err))) {
+			atomic_store(&s->failing, true);
 			downs++;
 			retry_at = util_mono_ms() + backoff_ms(downs, s->p.down_cap_ms);
 			continue;
@@ -238,6 +261,8 @@ sink_main(void *arg)
 		n = store_reader_outcomes(s->reader, atomic_load(&s->cursor), BATCH,
 		    collect, s);
 		if (n <= 0) {
+			if (n == 0)
+				atomic_store(&s->failing, false);	/* all out */
 			drop_lines(s);
 			sink_wait(s, 1000);
 			continue;
@@ -254,6 +279,7 @@ sink_main(void *arg)
 			err[0] = '\0';
 			rc = s->ops->deliver(s, l->seq, l->buf, l->len, err, sizeof(err));
 			sink_tick(s);
+			atomic_store(&s->failing, rc != SINK_OK);
 			if (rc == SINK_OK) {
 				delivered = l->seq;
 				attempts = downs = 0;
@@ -282,7 +308,7 @@ sink_main(void *arg)
 			}
 			log_warnx("%s: seq %lld dead-lettered after %d attempts: %s",
 			    s->ops->name, (long long)l->seq, attempts, err);
-			atomic_fetch_add(&s->dead, 1);
+			count_dead(s);
 			atomic_store(&s->cursor, l->seq);
 			delivered = l->seq;
 			attempts = 0;
@@ -317,7 +343,7 @@ sink_start(struct store *store, const struct sink_ops *ops, void *impl,
 	}
 	atomic_store(&s->cursor, cur);
 	store_cursor_set(store, ops->name, cur);	/* registers it: retention */
-	atomic_store(&s->dead, store_reader_dead_count(s->reader, ops->name));
+	count_dead(s);
 	sink_tick(s);
 	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -327,16 +353,16 @@ sink_start(struct store *store, const struct sink_ops *ops, void *impl,
 		snprintf(err, errlen, "too many listeners");
 		goto fail;
 	}
+	s->listening = true;
 	if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
 		snprintf(err, errlen, "cannot start the %s thread", ops->name);
 		goto fail;
 	}
+	s->running = true;
 	return s;
 fail:
-	store_reader_free(s->reader);
-	/* efd may already be a listener: leak it rather than close a fd
-	 * the writer still writes to; startup fails anyway. */
-	free(s);
+	s->ops = NULL;		/* the caller still owns impl */
+	sink_free(s);
 	return NULL;
 }
 
@@ -357,21 +383,35 @@ sink_reopen(struct sink *s)
 	wake(s);
 }
 
-/*
- * Leaves the eventfd open: the writer may still write to it until the store
- * stops.  The process is about to exit anyway.
- */
 void
 sink_stop(struct sink *s)
 {
 	if (s == NULL)
 		return;
-	atomic_store(&s->stopping, true);
-	wake(s);
-	pthread_join(s->thread, NULL);
+	if (s->running) {
+		atomic_store(&s->stopping, true);
+		wake(s);
+		pthread_join(s->thread, NULL);
+		s->running = false;
+	}
+	/* From here the writer no longer writes to efd. */
+	if (s->listening) {
+		store_remove_listener(s->store, s->efd);
+		s->listening = false;
+	}
+}
+
+void
+sink_free(struct sink *s)
+{
+	if (s == NULL)
+		return;
+	sink_stop(s);
 	drop_lines(s);
-	if (s->ops->close != NULL)
+	if (s->ops != NULL && s->ops->close != NULL)
 		s->ops->close(s);
+	if (s->efd != -1)
+		close(s->efd);
 	store_reader_free(s->reader);
 	free(s);
 }

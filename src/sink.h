@@ -37,7 +37,7 @@ struct sink_ops {
 	int		(*flush)(struct sink *);
 	/* SIGHUP: reopen files, reconnect.  May be NULL. */
 	void		(*reopen)(struct sink *);
-	/* Releases the driver's resources at stop.  May be NULL. */
+	/* Frees the driver's state (impl) in sink_free().  May be NULL. */
 	void		(*close)(struct sink *);
 };
 
@@ -49,26 +49,39 @@ struct sink_params {
 };
 
 /*
- * Starts the sink's thread.  impl is the driver's state (sink_impl()).
- * Returns NULL with a message in err on failure.
+ * Starts the sink's thread.  impl is the driver's state (sink_impl()): the
+ * sink owns it from a successful start (ops->close frees it); on failure it
+ * is still the caller's.  Returns NULL with a message in err on failure.
  */
 struct sink	*sink_start(struct store *, const struct sink_ops *, void *impl,
 		    const struct sink_params *, char *err, size_t errlen);
 /* SIGHUP: asks for ops->reopen, run on the sink's own thread.  Not
  * async-signal-safe: call it from main's loop, not a signal handler. */
 void		 sink_reopen(struct sink *);
-/* Stops the thread after the delivery in progress; saves the cursor. NULL ok. */
+/*
+ * Stops the thread after the delivery in progress (the cursor is saved) and
+ * removes the sink's store listener.  Never frees.  NULL ok; twice ok.
+ */
 void		 sink_stop(struct sink *);
+/* Stops it if needed, frees the driver (ops->close), closes the eventfd,
+ * frees it.  NULL ok. */
+void		 sink_free(struct sink *);
 
 /* For drivers: their state, the stop flag, a sign of life in long waits. */
 void		*sink_impl(struct sink *);
 bool		 sink_stopping(struct sink *);
 void		 sink_tick(struct sink *);
 
-/* For health and stats. */
+/* For health and stats; any thread. */
 const char	*sink_name(struct sink *);
+/* Its thread ticked in the last 15 s. */
 bool		 sink_alive(struct sink *);
+/* The last seq delivered (or dead-lettered) and saved. */
 int64_t		 sink_cursor(struct sink *);
+/* Its dead letters: the rows of dead_letters, as of its last change. */
 int64_t		 sink_dead_letters(struct sink *);
+/* The last delivery failed and outcomes are still waiting (SPEC §1.4's
+ * sink_failing warning). */
+bool		 sink_failing(struct sink *);
 
 #endif

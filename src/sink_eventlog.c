@@ -102,7 +102,8 @@ static const struct sink_ops eventlog_ops = {
 };
 
 struct sink *
-eventlog_start(struct store *store, const char *path, char *err, size_t errlen)
+sink_eventlog_start(struct store *store, const struct sink_eventlog_params *ep,
+    char *err, size_t errlen)
 {
 	struct sink_params p = {
 		.all_events = true,
@@ -113,13 +114,13 @@ eventlog_start(struct store *store, const char *path, char *err, size_t errlen)
 	struct eventlog *el;
 	struct sink *s;
 
-	if ((el = calloc(1, sizeof(*el))) == NULL || (el->path = strdup(path)) == NULL) {
+	if ((el = calloc(1, sizeof(*el))) == NULL || (el->path = strdup(ep->path)) == NULL) {
 		free(el);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (el_open(el) == -1) {
-		snprintf(err, errlen, "event log %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "event log %s: %s", ep->path, strerror(errno));
 		free(el->path);
 		free(el);
 		return NULL;

@@ -11,7 +11,17 @@
 struct sink;
 struct store;
 
-/* Opens path (creating it, mode 0640) and starts the sink.  NULL + err. */
-struct sink	*eventlog_start(struct store *, const char *path, char *err, size_t errlen);
+/* What the event log needs of the configuration ([storage]). */
+struct sink_eventlog_params {
+	const char	*path;		/* the event log; created mode 0640 */
+};
+
+/*
+ * Opens the file (creating it) and starts the sink (the params are copied).
+ * Returns NULL with a message in err on failure.  Stop and free it with
+ * sink_stop() and sink_free().
+ */
+struct sink	*sink_eventlog_start(struct store *, const struct sink_eventlog_params *,
+		    char *err, size_t errlen);
 
 #endif

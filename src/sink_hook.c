@@ -1,10 +1,10 @@
 /*
  * sink_hook.c - see sink_hook.h.
  *
- * The hook runs on the sink's thread: fork, then in the child only
- * async-signal-safe calls before execve (the daemon has other threads).  It
- * gets its own process group, so that a timeout can stop its children too.
- * The parent feeds stdin and drains stdout+stderr through one pipe with poll,
+ * The hook runs on the sink's thread in three steps: spawn (fork, then in
+ * the child only async-signal-safe calls before execve: the daemon has other
+ * threads), pump, judge.  It gets its own process group, so that a timeout
+ * can stop its children too.  The parent feeds stdin and drains stdout+stderr through one pipe with poll,
  * keeping the first HOOK_OUTPUT_KEEP bytes for the log and throwing the rest
  * away: a hook that floods its output cannot block or bloat the daemon.
  */
@@ -156,147 +156,214 @@ keep_output(char *keep, size_t *kept, const char *buf, size_t n)
 	keep[*kept] = '\0';
 }
 
-static enum sink_rc
-hook_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
-    char *err, size_t errlen)
-{
-	struct hook *h = sink_impl(s);
-	char **env, *argv[2] = { h->path, NULL };
-	char keep[HOOK_OUTPUT_KEEP + 1] = "", buf[4096];
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, status = 0;
-	size_t kept = 0, written = 0;
-	int64_t deadline, kill_at = 0;
-	bool exited = false, termed = false, killed = false, stopped = false;
-	pid_t pid;
-	enum sink_rc rc;
+/* One run of the hook: its process, our ends of its pipes, what it said. */
+struct run {
+	pid_t	 pid;
+	int	 in;		/* its stdin; -1 once all is written (or refused) */
+	int	 out;		/* its stdout and stderr; -1 at EOF */
+	size_t	 written;
+	char	 keep[HOOK_OUTPUT_KEEP + 1];
+	size_t	 kept;
+	int64_t	 deadline;	/* monotonic ms: SIGTERM */
+	int64_t	 kill_at;	/* monotonic ms: SIGKILL, once termed */
+	int	 status;	/* waitpid's, once exited */
+	bool	 exited, termed, killed, stopped;
+};
 
-	if ((env = hook_env(line, len)) == NULL) {
-		snprintf(err, errlen, "cannot build the environment");
-		return SINK_FAIL;
-	}
+/* In the child: stdin, stdout and stderr on the pipes, then execve. */
+static void __attribute__((noreturn))
+hook_child(const struct hook *h, char **env, const int in[2], const int out[2])
+{
+	char *argv[2] = { h->path, NULL };
+	sigset_t none;
+
+	/* The daemon blocks its signals in every thread; undo that. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	reset_signals();
+	setpgid(0, 0);
+	if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1)
+		_exit(127);
+	/* Nothing of the daemon's (database, sockets) leaks into it. */
+	close_range(3, ~0U, 0);
+	execve(h->path, argv, env);
+	_exit(127);
+}
+
+/*
+ * Step 1: starts the hook with env, its stdin and output on non-blocking
+ * pipes.  Returns 0, or -1 with a message in err (nothing left open).
+ */
+static int
+hook_spawn(const struct hook *h, char **env, struct run *run, char *err, size_t errlen)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		rc = SINK_DOWN;
-		goto done;
+		goto fail;
 	}
-	if ((pid = fork()) == -1) {
+	if ((run->pid = fork()) == -1) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
-		rc = SINK_DOWN;
-		goto done;
+		goto fail;
 	}
-	if (pid == 0) {
-		sigset_t none;
-
-		/* The daemon blocks its signals in every thread; undo that. */
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		reset_signals();
-		setpgid(0, 0);
-		if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1)
-			_exit(127);
-		/* Nothing of the daemon's (database, sockets) leaks into it. */
-		close_range(3, ~0U, 0);
-		execve(h->path, argv, env);
-		_exit(127);
-	}
+	if (run->pid == 0)
+		hook_child(h, env, in, out);
 	close(in[0]);
 	close(out[1]);
-	in[0] = out[1] = -1;
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	fcntl(out[0], F_SETFL, O_NONBLOCK);
-	deadline = util_mono_ms() + h->timeout_ms;
-
-	while (!exited) {
-		struct pollfd pfd[2];
-		int nfd = 0, wait_ms;
-		int64_t now = util_mono_ms();
-		pid_t w;
-
-		if (!termed && (now >= deadline || sink_stopping(s))) {
-			stopped = sink_stopping(s) && now < deadline;
-			kill(-pid, SIGTERM);
-			termed = true;
-			kill_at = now + HOOK_KILL_GRACE_MS;
-		}
-		if (termed && !killed && now >= kill_at) {
-			kill(-pid, SIGKILL);
-			killed = true;
-		}
-		if (in[1] != -1) {
-			pfd[nfd].fd = in[1];
-			pfd[nfd++].events = POLLOUT;
-		}
-		if (out[0] != -1) {
-			pfd[nfd].fd = out[0];
-			pfd[nfd++].events = POLLIN;
-		}
-		wait_ms = 100;
-		if (nfd > 0 && poll(pfd, (nfds_t)nfd, wait_ms) == -1 && errno != EINTR)
-			break;
-		if (nfd == 0)
-			usleep(wait_ms * 1000);
-		sink_tick(s);
-		for (int i = 0; i < nfd; i++) {
-			if (pfd[i].fd == in[1] && (pfd[i].revents & (POLLOUT | POLLERR | POLLHUP))) {
-				ssize_t n = write(in[1], line + written, len - written);
-
-				if (n > 0)
-					written += (size_t)n;
-				/* A hook need not read its stdin: EPIPE is fine. */
-				if (written == len || (n == -1 && errno != EAGAIN)) {
-					close(in[1]);
-					in[1] = -1;
-				}
-			} else if (pfd[i].fd == out[0] && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) {
-				ssize_t n = read(out[0], buf, sizeof(buf));
-
-				if (n > 0)
-					keep_output(keep, &kept, buf, (size_t)n);
-				else if (n == 0 || errno != EAGAIN) {
-					close(out[0]);
-					out[0] = -1;
-				}
-			}
-		}
-		if ((w = waitpid(pid, &status, WNOHANG)) == pid)
-			exited = true;
-		else if (w == -1 && errno != EINTR) {
-			snprintf(err, errlen, "waitpid: %s", strerror(errno));
-			break;
-		}
-	}
-	/* Its children may still hold the pipe; make sure they go too. */
-	if (exited)
-		kill(-pid, SIGKILL);
-
-	if (kept > 0)
-		log_info("hook: seq %lld: output: %s%s", (long long)seq, keep,
-		    kept >= HOOK_OUTPUT_KEEP ? " [cut]" : "");
-	if (!exited)
-		rc = SINK_DOWN;
-	else if (stopped) {
-		snprintf(err, errlen, "stopped with the daemon");
-		rc = SINK_DOWN;
-	} else if (termed) {
-		snprintf(err, errlen, "timed out after %lld s",
-		    (long long)(h->timeout_ms / 1000));
-		rc = SINK_FAIL;
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		rc = SINK_OK;
-	else if (WIFEXITED(status)) {
-		snprintf(err, errlen, "exit status %d%s", WEXITSTATUS(status),
-		    WEXITSTATUS(status) == 127 ? " (not executable?)" : "");
-		rc = SINK_FAIL;
-	} else {
-		snprintf(err, errlen, "killed by signal %d", WTERMSIG(status));
-		rc = SINK_FAIL;
-	}
-done:
+	run->in = in[1];
+	run->out = out[0];
+	fcntl(run->in, F_SETFL, O_NONBLOCK);
+	fcntl(run->out, F_SETFL, O_NONBLOCK);
+	run->deadline = util_mono_ms() + h->timeout_ms;
+	return 0;
+fail:
 	for (int i = 0; i < 2; i++) {
 		if (in[i] != -1)
 			close(in[i]);
 		if (out[i] != -1)
 			close(out[i]);
+	}
+	return -1;
+}
+
+/* SIGTERM at the deadline or the daemon's stop, SIGKILL after a grace. */
+static void
+hook_signal(struct sink *s, struct run *run)
+{
+	int64_t now = util_mono_ms();
+
+	if (!run->termed && (now >= run->deadline || sink_stopping(s))) {
+		run->stopped = sink_stopping(s) && now < run->deadline;
+		kill(-run->pid, SIGTERM);
+		run->termed = true;
+		run->kill_at = now + HOOK_KILL_GRACE_MS;
+	}
+	if (run->termed && !run->killed && now >= run->kill_at) {
+		kill(-run->pid, SIGKILL);
+		run->killed = true;
+	}
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd != -1) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Writes what the hook's stdin takes, reads what it says: no blocking. */
+static void
+hook_io(struct run *run, const struct pollfd *pfd, int nfd, const char *line, size_t len)
+{
+	char buf[4096];
+	ssize_t n;
+
+	for (int i = 0; i < nfd; i++) {
+		if (pfd[i].fd == run->in &&
+		    (pfd[i].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			n = write(run->in, line + run->written, len - run->written);
+			if (n > 0)
+				run->written += (size_t)n;
+			/* A hook need not read its stdin: EPIPE is fine. */
+			if (run->written == len || (n == -1 && errno != EAGAIN))
+				close_fd(&run->in);
+		} else if (pfd[i].fd == run->out &&
+		    (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = read(run->out, buf, sizeof(buf));
+			if (n > 0)
+				keep_output(run->keep, &run->kept, buf, (size_t)n);
+			else if (n == 0 || errno != EAGAIN)
+				close_fd(&run->out);
+		}
+	}
+}
+
+/*
+ * Step 2: feeds the line to the hook and drains its output until it exits,
+ * signalling it at its deadline, ticking the sink all along.  Returns 0, or
+ * -1 with a message in err when it cannot be watched any more.
+ */
+static int
+hook_pump(struct sink *s, struct run *run, const char *line, size_t len, char *err,
+    size_t errlen)
+{
+	while (!run->exited) {
+		struct pollfd pfd[2];
+		int nfd = 0;
+		pid_t w;
+
+		hook_signal(s, run);
+		if (run->in != -1)
+			pfd[nfd++] = (struct pollfd){ .fd = run->in, .events = POLLOUT };
+		if (run->out != -1)
+			pfd[nfd++] = (struct pollfd){ .fd = run->out, .events = POLLIN };
+		if (nfd > 0 && poll(pfd, (nfds_t)nfd, 100) == -1 && errno != EINTR) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (nfd == 0)
+			usleep(100 * 1000);
+		sink_tick(s);
+		hook_io(run, pfd, nfd, line, len);
+		if ((w = waitpid(run->pid, &run->status, WNOHANG)) == run->pid)
+			run->exited = true;
+		else if (w == -1 && errno != EINTR) {
+			snprintf(err, errlen, "waitpid: %s", strerror(errno));
+			return -1;
+		}
+	}
+	/* Its children may still hold the pipe; make sure they go too. */
+	kill(-run->pid, SIGKILL);
+	return 0;
+}
+
+/* Step 3: what the run means for the outcome (SPEC §3: exit 0 = delivered). */
+static enum sink_rc
+hook_judge(const struct hook *h, const struct run *run, char *err, size_t errlen)
+{
+	if (run->stopped) {
+		snprintf(err, errlen, "stopped with the daemon");
+		return SINK_DOWN;
+	}
+	if (run->termed) {
+		snprintf(err, errlen, "timed out after %lld s",
+		    (long long)(h->timeout_ms / 1000));
+		return SINK_FAIL;
+	}
+	if (WIFEXITED(run->status) && WEXITSTATUS(run->status) == 0)
+		return SINK_OK;
+	if (WIFEXITED(run->status))
+		snprintf(err, errlen, "exit status %d%s", WEXITSTATUS(run->status),
+		    WEXITSTATUS(run->status) == 127 ? " (not executable?)" : "");
+	else
+		snprintf(err, errlen, "killed by signal %d", WTERMSIG(run->status));
+	return SINK_FAIL;
+}
+
+static enum sink_rc
+hook_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
+    char *err, size_t errlen)
+{
+	struct hook *h = sink_impl(s);
+	struct run run = { .in = -1, .out = -1 };
+	enum sink_rc rc = SINK_DOWN;
+	char **env;
+
+	if ((env = hook_env(line, len)) == NULL) {
+		snprintf(err, errlen, "cannot build the environment");
+		return SINK_FAIL;
+	}
+	if (hook_spawn(h, env, &run, err, errlen) == 0) {
+		if (hook_pump(s, &run, line, len, err, errlen) == 0)
+			rc = hook_judge(h, &run, err, errlen);
+		if (run.kept > 0)
+			log_info("hook: seq %lld: output: %s%s", (long long)seq, run.keep,
+			    run.kept >= HOOK_OUTPUT_KEEP ? " [cut]" : "");
+		close_fd(&run.in);
+		close_fd(&run.out);
 	}
 	hook_env_free(env);
 	return rc;
@@ -318,27 +385,28 @@ static const struct sink_ops hook_ops = {
 };
 
 struct sink *
-hook_start(struct store *store, const struct config *cfg, char *err, size_t errlen)
+sink_hook_start(struct store *store, const struct sink_hook_params *hp, char *err,
+    size_t errlen)
 {
 	struct sink_params p = {
-		.all_events = cfg->events == FORWARD_ALL,
-		.max_attempts = cfg->max_attempts,
+		.all_events = hp->all_events,
+		.max_attempts = hp->max_attempts,
 		.fail_cap_ms = 300000,
 		.down_cap_ms = 30000,
 	};
 	struct hook *h;
 	struct sink *s;
 
-	if (access(cfg->hook, X_OK) == -1) {
-		snprintf(err, errlen, "hook %s: %s", cfg->hook, strerror(errno));
+	if (access(hp->path, X_OK) == -1) {
+		snprintf(err, errlen, "hook %s: %s", hp->path, strerror(errno));
 		return NULL;
 	}
-	if ((h = calloc(1, sizeof(*h))) == NULL || (h->path = strdup(cfg->hook)) == NULL) {
+	if ((h = calloc(1, sizeof(*h))) == NULL || (h->path = strdup(hp->path)) == NULL) {
 		free(h);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	h->timeout_ms = (int64_t)cfg->hook_timeout * 1000;
+	h->timeout_ms = (int64_t)hp->timeout_s * 1000;
 	if ((s = sink_start(store, &hook_ops, h, &p, err, errlen)) == NULL) {
 		free(h->path);
 		free(h);

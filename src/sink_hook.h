@@ -6,14 +6,27 @@
 #ifndef VINR_SINK_HOOK_H
 #define VINR_SINK_HOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
-
-#include "config.h"
 
 struct sink;
 struct store;
 
-struct sink	*hook_start(struct store *, const struct config *, char *err, size_t errlen);
+/* What the hook sink needs of the configuration ([forward]). */
+struct sink_hook_params {
+	const char	*path;		/* the hook: an executable, run with no shell */
+	int		 timeout_s;	/* per run: SIGTERM, then SIGKILL 5 s later */
+	int		 max_attempts;	/* failed runs before a dead letter */
+	bool		 all_events;	/* every transition, or outcomes only */
+};
+
+/*
+ * Checks that the hook is executable and starts the sink (the params are
+ * copied).  Returns NULL with a message in err on failure.  Stop and free it
+ * with sink_stop() and sink_free().
+ */
+struct sink	*sink_hook_start(struct store *, const struct sink_hook_params *,
+		    char *err, size_t errlen);
 
 /*
  * Builds the hook's environment for one outcome line: a NULL-terminated

@@ -235,12 +235,12 @@ static const struct sink_ops socket_ops = {
 };
 
 struct sink *
-socket_sink_start(struct store *store, const struct config *cfg, char *err,
-    size_t errlen)
+sink_socket_start(struct store *store, const struct sink_socket_params *sp,
+    char *err, size_t errlen)
 {
 	struct sink_params p = {
-		.all_events = cfg->events == FORWARD_ALL,
-		.max_attempts = cfg->max_attempts,
+		.all_events = sp->all_events,
+		.max_attempts = sp->max_attempts,
 		.fail_cap_ms = 300000,
 		.down_cap_ms = 30000,
 	};
@@ -248,16 +248,16 @@ socket_sink_start(struct store *store, const struct config *cfg, char *err,
 	struct sock *k;
 	struct sink *s;
 
-	if (strlen(cfg->socket) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "[forward] socket %s: path too long", cfg->socket);
+	if (strlen(sp->path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "[forward] socket %s: path too long", sp->path);
 		return NULL;
 	}
-	if ((k = calloc(1, sizeof(*k))) == NULL || (k->path = strdup(cfg->socket)) == NULL) {
+	if ((k = calloc(1, sizeof(*k))) == NULL || (k->path = strdup(sp->path)) == NULL) {
 		free(k);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	k->ack = cfg->socket_ack;
+	k->ack = sp->ack;
 	k->fd = -1;
 	k->was_up = true;	/* so that a first failure is logged */
 	if ((s = sink_start(store, &socket_ops, k, &p, err, errlen)) == NULL) {

@@ -7,14 +7,26 @@
 #ifndef VINR_SINK_SOCKET_H
 #define VINR_SINK_SOCKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
-
-#include "config.h"
 
 struct sink;
 struct store;
 
-struct sink	*socket_sink_start(struct store *, const struct config *, char *err,
-		    size_t errlen);
+/* What the socket sink needs of the configuration ([forward]). */
+struct sink_socket_params {
+	const char	*path;		/* the consumer's socket */
+	bool		 ack;		/* wait for the consumer's ack of each line */
+	int		 max_attempts;	/* failed deliveries before a dead letter */
+	bool		 all_events;	/* every transition, or outcomes only */
+};
+
+/*
+ * Starts the sink (the params are copied); the consumer need not be there
+ * yet.  Returns NULL with a message in err on failure (a path too long for a
+ * socket).  Stop and free it with sink_stop() and sink_free().
+ */
+struct sink	*sink_socket_start(struct store *, const struct sink_socket_params *,
+		    char *err, size_t errlen);
 
 #endif

@@ -46,42 +46,45 @@ vinr_api_loopback_host(const char *host)
 	return 0;
 }
 
-struct vinr_api *
-vinr_api_new(const char *api_base, char *err, size_t errlen)
+int
+vinr_api_check_base(const char *api_base, char *err, size_t errlen)
 {
-	struct vinr_api *a = NULL;
 	CURLU *u;
 	char *scheme = NULL, *host = NULL;
+	int rc = -1;
 
 	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, api_base, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 		snprintf(err, errlen, "[reconciler] api_base %s: not a URL", api_base);
-		goto fail;
-	}
-	if (strcasecmp(scheme, "https") != 0 &&
-	    !(strcasecmp(scheme, "http") == 0 && vinr_api_loopback_host(host))) {
+	else if (strcasecmp(scheme, "https") != 0 &&
+	    !(strcasecmp(scheme, "http") == 0 && vinr_api_loopback_host(host)))
 		snprintf(err, errlen, "[reconciler] api_base %s: only https, or http to a "
 		    "loopback address", api_base);
-		goto fail;
-	}
+	else
+		rc = 0;
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+struct vinr_api *
+vinr_api_new(const char *api_base, char *err, size_t errlen)
+{
+	struct vinr_api *a;
+
+	if (vinr_api_check_base(api_base, err, errlen) == -1)
+		return NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL || (a->base = strdup(api_base)) == NULL ||
 	    (a->curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		vinr_api_free(a);
+		return NULL;
 	}
 	for (size_t n = strlen(a->base); n > 0 && a->base[n - 1] == '/'; n--)
 		a->base[n - 1] = '\0';
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
 	return a;
-fail:
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	vinr_api_free(a);
-	return NULL;
 }
 
 static void

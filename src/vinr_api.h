@@ -21,8 +21,12 @@ struct api_result {
 	char	 error[256];		/* why there was no answer */
 };
 
-/* Checks api_base (scheme, loopback rule).  NULL with a message in err. */
+/* Checks api_base (a URL; https, or http to a loopback host): 0, or -1 with
+ * a message in err. */
+int		 vinr_api_check_base(const char *api_base, char *err, size_t errlen);
+/* Checks api_base as above and makes a handle.  NULL with a message in err. */
 struct vinr_api	*vinr_api_new(const char *api_base, char *err, size_t errlen);
+/* NULL ok. */
 void		 vinr_api_free(struct vinr_api *);
 /* Replaces the key (copied; the old one is wiped). */
 int		 vinr_api_set_key(struct vinr_api *, const char *key);

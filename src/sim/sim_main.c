@@ -1,6 +1,6 @@
 /*
  * sim_main.c - vinr-sim: VINR's Cloud API on loopback, for development and
- * tests (SPEC.md §7, docs-sim.md).
+ * tests (SPEC.md §7, docs/vinr-sim.md).
  *
  * DESIGN.  main() parses the flags, starts the three parts - the webhook
  * sender (sim_hook.c), the payment store and its ticker (sim_pay.c), the
@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -137,150 +138,216 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
+/* What the command line says. */
+struct opts {
+	struct sim_http_config	 hc;
+	struct sim_hook_config	 kc;
+	struct sim_pay_config	 pc;
+	const char		*secrets[MAX_SECRETS];
+	size_t			 nsecrets;
+	const char		*terminals[MAX_TERMINALS];
+	size_t			 nterminals;
+	int			 verbose;
+	int			 seeded;
+};
+
+/* The webhook options; exits on a bad value. */
+static bool
+parse_hook_opt(struct opts *o, int ch, const char *arg)
+{
+	switch (ch) {
+	case OPT_URL:
+		if (strncmp(arg, "http://", 7) != 0 && strncmp(arg, "https://", 8) != 0)
+			bad_usage("--webhook-url %s: expected http:// or https://", arg);
+		o->kc.url = arg;
+		return true;
+	case OPT_SCHEME:
+		if (strcmp(arg, "vinr") == 0)
+			o->kc.scheme = SIG_SCHEME_VINR;
+		else if (strcmp(arg, "standard") == 0)
+			o->kc.scheme = SIG_SCHEME_STANDARD;
+		else
+			bad_usage("--scheme %s: expected vinr or standard", arg);
+		return true;
+	case OPT_SECRET:
+		if (o->nsecrets == MAX_SECRETS)
+			bad_usage("--webhook-secret: at most %d", MAX_SECRETS);
+		o->secrets[o->nsecrets++] = arg;
+		return true;
+	case OPT_DROP:
+		o->kc.drop_rate = num_arg("--drop-rate", arg, 0, 1);
+		return true;
+	case OPT_DUP:
+		o->kc.duplicate_rate = num_arg("--duplicate-rate", arg, 0, 1);
+		return true;
+	case OPT_REORDER:
+		o->kc.reorder = 1;
+		return true;
+	case OPT_WINDOW:
+		o->kc.reorder_window_ms = (long)int_arg("--reorder-window", arg, 0, 600000);
+		return true;
+	case OPT_DELAY:
+		o->kc.delay_ms = (long)int_arg("--webhook-delay", arg, 0, 600000);
+		return true;
+	case OPT_SEED:
+		o->kc.seed = (uint64_t)int_arg("--seed", arg, 0, INT64_MAX);
+		o->seeded = 1;
+		return true;
+	case OPT_RETRIES:
+		o->kc.max_retries = (int)int_arg("--max-retries", arg, 0, 100);
+		return true;
+	case OPT_HOOK_TIMEOUT:
+		o->kc.timeout_ms = (long)int_arg("--webhook-timeout", arg, 100, 600000);
+		return true;
+	}
+	return false;
+}
+
+/* The API and payment options; exits on a bad value or an unknown one. */
+static void
+parse_opt(struct opts *o, int ch, const char *arg)
+{
+	if (parse_hook_opt(o, ch, arg))
+		return;
+	switch (ch) {
+	case OPT_LISTEN:
+		o->hc.listen = arg;
+		break;
+	case OPT_API_KEY:
+		if (*arg == '\0')
+			bad_usage("--api-key: empty");
+		o->hc.api_key = arg;
+		break;
+	case OPT_TERMINAL:
+		if (*arg == '\0' || strpbrk(arg, "/?# ") != NULL)
+			bad_usage("--terminal %s: not a terminal id", arg);
+		if (o->nterminals == MAX_TERMINALS)
+			bad_usage("--terminal: at most %d", MAX_TERMINALS - 1);
+		o->terminals[o->nterminals++] = arg;
+		break;
+	case OPT_TIMEOUT_AFTER:
+		o->pc.timeout_after_ms = (int64_t)(num_arg("--timeout-after", arg, 0,
+		    86400) * 1000);
+		break;
+	case OPT_SYNC_TIMEOUT:
+		o->hc.sync_timeout_ms = (int64_t)(num_arg("--sync-timeout", arg, 0,
+		    3600) * 1000);
+		break;
+	case OPT_TOLERANCE:
+		if (sim_pay_config_tolerance(&o->pc, arg) == -1)
+			bad_usage("--capture-tolerance %s: expected a percentage from 0 to 100",
+			    arg);
+		break;
+	case OPT_RETRIEVE_LIMIT:
+		if (sim_http_config_retrieve_limit(&o->hc, arg) == -1)
+			bad_usage("--retrieve-limit %s: expected N/SECONDS, or 0", arg);
+		break;
+	case 'v':
+		o->verbose = 1;
+		break;
+	case 'h':
+		usage(EX_OK);
+	default:
+		usage(EX_USAGE);
+	}
+}
+
+static void
+parse_args(struct opts *o, int argc, char *argv[])
+{
+	char host[256];
+	unsigned short port;
+	int ch;
+
+	o->terminals[o->nterminals++] = DEFAULT_TERMINAL;
+	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1)
+		parse_opt(o, ch, optarg);
+	if (optind < argc)
+		bad_usage("unexpected argument %s", argv[optind]);
+	if (sim_http_parse_listen(o->hc.listen, host, sizeof(host), &port) == -1)
+		bad_usage("--listen %s: expected host:port or [v6]:port", o->hc.listen);
+	o->pc.terminals = o->terminals;
+	o->pc.nterminals = o->nterminals;
+	if (!o->seeded)
+		o->kc.seed = sim_rand_entropy();
+}
+
+/*
+ * The signing keys: the flags, else $VINR_WEBHOOK_SECRET (one per line),
+ * copied to *envcopy (the caller frees it).  Exits on an unusable secret.
+ */
+static size_t
+load_keys(struct opts *o, struct sig_key *keys, char **envcopy)
+{
+	size_t nkeys = 0;
+
+	if (o->nsecrets == 0 && getenv("VINR_WEBHOOK_SECRET") != NULL) {
+		char *line, *save = NULL;
+
+		if ((*envcopy = strdup(getenv("VINR_WEBHOOK_SECRET"))) == NULL)
+			bad_usage("out of memory");
+		for (line = strtok_r(*envcopy, "\r\n", &save); line != NULL &&
+		    o->nsecrets < MAX_SECRETS; line = strtok_r(NULL, "\r\n", &save))
+			if (*line != '\0' && *line != '#')
+				o->secrets[o->nsecrets++] = line;
+	}
+	if (o->kc.url != NULL && o->nsecrets == 0)
+		bad_usage("--webhook-url needs a secret: --webhook-secret or "
+		    "$VINR_WEBHOOK_SECRET");
+	for (size_t i = 0; i < o->nsecrets; i++) {
+		if (sig_key_from_secret(o->kc.scheme, o->secrets[i], &keys[nkeys]) == -1)
+			bad_usage("webhook secret #%zu is not usable with --scheme %s%s", i + 1,
+			    o->kc.scheme == SIG_SCHEME_VINR ? "vinr" : "standard",
+			    o->kc.scheme == SIG_SCHEME_STANDARD ?
+			    " (whsec_ + base64 expected)" : "");
+		nkeys++;
+	}
+	o->kc.keys = keys;
+	o->kc.nkeys = nkeys;
+	return nkeys;
+}
+
+static void
+log_banner(const struct opts *o)
+{
+	const struct sim_hook_config *kc = &o->kc;
+
+	log_info("vinr-sim listening on %s; terminals: %zu (%s%s); keys: %s", o->hc.listen,
+	    o->nterminals, DEFAULT_TERMINAL, o->nterminals > 1 ? ", ..." : "",
+	    o->hc.api_key != NULL ? "one fixed key" : "any sk_test_...");
+	if (kc->url != NULL)
+		log_info("webhooks -> %s (scheme %s, %zu secret%s), drop %g, duplicate %g, "
+		    "reorder %s, delay %ld ms, max retries %d, seed %llu", kc->url,
+		    kc->scheme == SIG_SCHEME_VINR ? "vinr" : "standard", kc->nkeys,
+		    kc->nkeys == 1 ? "" : "s", kc->drop_rate, kc->duplicate_rate,
+		    kc->reorder ? "on" : "off", kc->delay_ms, kc->max_retries,
+		    (unsigned long long)kc->seed);
+	else
+		log_info("no --webhook-url: events are recorded (GET /_sim/events), not sent");
+}
+
 int
 main(int argc, char *argv[])
 {
-	struct sim_http_config hc = { .listen = DEFAULT_LISTEN, .default_delay_ms = 1000,
-	    .sync_timeout_ms = 120000 };
-	struct sim_hook_config kc = { .scheme = SIG_SCHEME_VINR, .reorder_window_ms = 2000,
-	    .max_retries = 5, .timeout_ms = 10000 };
-	struct sim_pay_config pc = { .timeout_after_ms = 60000 };
-	const char *secrets[MAX_SECRETS], *terminals[MAX_TERMINALS];
+	struct opts o = {
+		.hc = { .listen = DEFAULT_LISTEN, .default_delay_ms = 1000,
+		    .sync_timeout_ms = 120000 },
+		.kc = { .scheme = SIG_SCHEME_VINR, .reorder_window_ms = 2000,
+		    .max_retries = 5, .timeout_ms = 10000 },
+		.pc = { .timeout_after_ms = 60000 },
+	};
 	struct sig_key keys[MAX_SECRETS];
-	size_t nsecrets = 0, nterminals = 0, nkeys = 0;
+	size_t nkeys;
 	struct sim_hook *hook = NULL;
 	struct sim_pay *pay = NULL;
 	struct sim_http *http = NULL;
 	char err[512], *envcopy = NULL;
-	int ch, verbose = 0, seeded = 0, sig, rc = EX_FAIL;
+	int sig, rc = EX_FAIL;
 	sigset_t set;
 
-	terminals[nterminals++] = DEFAULT_TERMINAL;
-	while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case OPT_LISTEN:
-			hc.listen = optarg;
-			break;
-		case OPT_API_KEY:
-			if (*optarg == '\0')
-				bad_usage("--api-key: empty");
-			hc.api_key = optarg;
-			break;
-		case OPT_URL:
-			if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0)
-				bad_usage("--webhook-url %s: expected http:// or https://", optarg);
-			kc.url = optarg;
-			break;
-		case OPT_SCHEME:
-			if (strcmp(optarg, "vinr") == 0)
-				kc.scheme = SIG_SCHEME_VINR;
-			else if (strcmp(optarg, "standard") == 0)
-				kc.scheme = SIG_SCHEME_STANDARD;
-			else
-				bad_usage("--scheme %s: expected vinr or standard", optarg);
-			break;
-		case OPT_SECRET:
-			if (nsecrets == MAX_SECRETS)
-				bad_usage("--webhook-secret: at most %d", MAX_SECRETS);
-			secrets[nsecrets++] = optarg;
-			break;
-		case OPT_DROP:
-			kc.drop_rate = num_arg("--drop-rate", optarg, 0, 1);
-			break;
-		case OPT_DUP:
-			kc.duplicate_rate = num_arg("--duplicate-rate", optarg, 0, 1);
-			break;
-		case OPT_REORDER:
-			kc.reorder = 1;
-			break;
-		case OPT_WINDOW:
-			kc.reorder_window_ms = (long)int_arg("--reorder-window", optarg, 0, 600000);
-			break;
-		case OPT_DELAY:
-			kc.delay_ms = (long)int_arg("--webhook-delay", optarg, 0, 600000);
-			break;
-		case OPT_SEED:
-			kc.seed = (uint64_t)int_arg("--seed", optarg, 0, INT64_MAX);
-			seeded = 1;
-			break;
-		case OPT_RETRIES:
-			kc.max_retries = (int)int_arg("--max-retries", optarg, 0, 100);
-			break;
-		case OPT_HOOK_TIMEOUT:
-			kc.timeout_ms = (long)int_arg("--webhook-timeout", optarg, 100, 600000);
-			break;
-		case OPT_TERMINAL:
-			if (*optarg == '\0' || strpbrk(optarg, "/?# ") != NULL)
-				bad_usage("--terminal %s: not a terminal id", optarg);
-			if (nterminals == MAX_TERMINALS)
-				bad_usage("--terminal: at most %d", MAX_TERMINALS - 1);
-			terminals[nterminals++] = optarg;
-			break;
-		case OPT_TIMEOUT_AFTER:
-			pc.timeout_after_ms = (int64_t)(num_arg("--timeout-after", optarg, 0,
-			    86400) * 1000);
-			break;
-		case OPT_SYNC_TIMEOUT:
-			hc.sync_timeout_ms = (int64_t)(num_arg("--sync-timeout", optarg, 0,
-			    3600) * 1000);
-			break;
-		case OPT_TOLERANCE:
-			if (sim_pay_config_tolerance(&pc, optarg) == -1)
-				bad_usage("--capture-tolerance %s: expected a percentage from 0 to "
-				    "100", optarg);
-			break;
-		case OPT_RETRIEVE_LIMIT:
-			if (sim_http_config_retrieve_limit(&hc, optarg) == -1)
-				bad_usage("--retrieve-limit %s: expected N/SECONDS, or 0", optarg);
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'h':
-			usage(EX_OK);
-		default:
-			usage(EX_USAGE);
-		}
-	}
-	if (optind < argc)
-		bad_usage("unexpected argument %s", argv[optind]);
-	{
-		char host[256];
-		unsigned short port;
-
-		if (sim_http_parse_listen(hc.listen, host, sizeof(host), &port) == -1)
-			bad_usage("--listen %s: expected host:port or [v6]:port", hc.listen);
-	}
-
-	/* Secrets: the flags, else $VINR_WEBHOOK_SECRET (one per line). */
-	if (nsecrets == 0 && getenv("VINR_WEBHOOK_SECRET") != NULL) {
-		char *line, *save = NULL;
-
-		if ((envcopy = strdup(getenv("VINR_WEBHOOK_SECRET"))) == NULL)
-			bad_usage("out of memory");
-		for (line = strtok_r(envcopy, "\r\n", &save); line != NULL && nsecrets <
-		    MAX_SECRETS; line = strtok_r(NULL, "\r\n", &save))
-			if (*line != '\0' && *line != '#')
-				secrets[nsecrets++] = line;
-	}
-	if (kc.url != NULL && nsecrets == 0)
-		bad_usage("--webhook-url needs a secret: --webhook-secret or "
-		    "$VINR_WEBHOOK_SECRET");
-	for (size_t i = 0; i < nsecrets; i++) {
-		if (sig_key_from_secret(kc.scheme, secrets[i], &keys[nkeys]) == -1)
-			bad_usage("webhook secret #%zu is not usable with --scheme %s%s", i + 1,
-			    kc.scheme == SIG_SCHEME_VINR ? "vinr" : "standard",
-			    kc.scheme == SIG_SCHEME_STANDARD ? " (whsec_ + base64 expected)" : "");
-		nkeys++;
-	}
-	kc.keys = keys;
-	kc.nkeys = nkeys;
-	if (!seeded)
-		kc.seed = sim_rand_entropy();
-	pc.terminals = terminals;
-	pc.nterminals = nterminals;
-
-	log_init(verbose);
+	parse_args(&o, argc, argv);
+	nkeys = load_keys(&o, keys, &envcopy);
+	log_init(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	/* Blocked before any thread starts, so only sigwait() below sees them. */
 	sigemptyset(&set);
@@ -292,25 +359,13 @@ main(int argc, char *argv[])
 		goto out;
 	}
 
-	if ((hook = sim_hook_start(&kc, err, sizeof(err))) == NULL ||
-	    (pay = sim_pay_start(&pc, hook, err, sizeof(err))) == NULL ||
-	    (http = sim_http_start(&hc, pay, hook, err, sizeof(err))) == NULL) {
+	if ((hook = sim_hook_start(&o.kc, err, sizeof(err))) == NULL ||
+	    (pay = sim_pay_start(&o.pc, hook, err, sizeof(err))) == NULL ||
+	    (http = sim_http_start(&o.hc, pay, hook, err, sizeof(err))) == NULL) {
 		log_crit("vinr-sim: %s", err);
 		goto stop;
 	}
-	log_info("vinr-sim listening on %s; terminals: %zu (%s%s); keys: %s", hc.listen,
-	    nterminals, DEFAULT_TERMINAL, nterminals > 1 ? ", ..." : "",
-	    hc.api_key != NULL ? "one fixed key" : "any sk_test_...");
-	if (kc.url != NULL)
-		log_info("webhooks -> %s (scheme %s, %zu secret%s), drop %g, duplicate %g, "
-		    "reorder %s, delay %ld ms, max retries %d, seed %llu", kc.url,
-		    kc.scheme == SIG_SCHEME_VINR ? "vinr" : "standard", nkeys,
-		    nkeys == 1 ? "" : "s", kc.drop_rate, kc.duplicate_rate,
-		    kc.reorder ? "on" : "off", kc.delay_ms, kc.max_retries,
-		    (unsigned long long)kc.seed);
-	else
-		log_info("no --webhook-url: events are recorded (GET /_sim/events), not sent");
-
+	log_banner(&o);
 	do {
 		if (sigwait(&set, &sig) != 0)
 			break;

@@ -1,0 +1,313 @@
+/*
+ * secrets.c - see secrets.h.
+ *
+ * Secrets are read with read(2) into buffers that are zeroed before they are
+ * freed; stdio would leave copies in its own buffers, and realloc() a copy
+ * in the block it leaves behind.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "secrets.h"
+
+#define SECRETS_MAX_SIZE	(1024 * 1024)
+
+static void	 seterr(char *, size_t, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Drops surrounding whitespace (CR included) from the span s, *len. */
+static void
+trim(const char **s, size_t *len)
+{
+	while (*len > 0 && isspace((unsigned char)**s)) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && isspace((unsigned char)(*s)[*len - 1]))
+		(*len)--;
+}
+
+static int
+secrets_add(struct secrets *s, const char *v, size_t len)
+{
+	char	**nv, *copy;
+
+	if ((copy = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(copy, v, len);
+	copy[len] = '\0';
+	if ((nv = reallocarray(s->v, s->n + 1, sizeof(*nv))) == NULL) {
+		explicit_bzero(copy, len);
+		free(copy);
+		return -1;
+	}
+	s->v = nv;
+	s->v[s->n++] = copy;
+	return 0;
+}
+
+/*
+ * Reads the secrets of one file into s.  Returns 0, 1 when missing_ok and the
+ * file does not exist, or -1 with a message (never any of its content).
+ */
+static int
+secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
+    size_t errlen)
+{
+	struct stat	 st;
+	char		*buf = NULL, *nbuf;
+	size_t		 cap, len = 0, linelen;
+	ssize_t		 r;
+	const char	*line, *nl, *end, *v;
+	int		 fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
+		if (missing_ok && (errno == ENOENT || errno == ENOTDIR))
+			return 1;
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "%s: %s", path, strerror(EISDIR));
+		goto done;
+	}
+	cap = S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    st.st_size < SECRETS_MAX_SIZE ? (size_t)st.st_size + 1 : 4096;
+	if ((buf = malloc(cap)) == NULL)
+		goto oom;
+	for (;;) {
+		if (len == cap) {
+			/* Grow by hand: realloc would leave a copy behind. */
+			if (cap >= SECRETS_MAX_SIZE) {
+				seterr(err, errlen, "%s: larger than %d bytes",
+				    path, SECRETS_MAX_SIZE);
+				goto done;
+			}
+			if ((nbuf = malloc(cap * 2)) == NULL)
+				goto oom;
+			memcpy(nbuf, buf, len);
+			explicit_bzero(buf, cap);
+			free(buf);
+			buf = nbuf;
+			cap *= 2;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			goto done;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		seterr(err, errlen, "%s: contains a NUL byte", path);
+		goto done;
+	}
+
+	end = buf + len;
+	for (line = buf; line < end; line = nl + 1) {
+		if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL)
+			nl = end;
+		v = line;
+		linelen = (size_t)(nl - line);
+		trim(&v, &linelen);
+		if (linelen == 0 || *v == '#')
+			continue;
+		if (secrets_add(s, v, linelen) == -1)
+			goto oom;
+	}
+	rc = 0;
+	goto done;
+oom:
+	seterr(err, errlen, "%s: out of memory", path);
+done:
+	if (buf != NULL) {
+		explicit_bzero(buf, cap);
+		free(buf);
+	}
+	close(fd);
+	return rc;
+}
+
+int
+secrets_load(struct secrets *out, const char *file, const char *credname,
+    const char *envname, const char **source, char *err, size_t errlen)
+{
+	struct secrets	 s = { NULL, 0 };
+	const char	*src = "none", *dir, *env;
+	char		*path;
+	size_t		 len;
+	int		 r;
+
+	out->v = NULL;
+	out->n = 0;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (file != NULL) {
+		src = "file";
+		if (secrets_read(&s, file, 0, err, errlen) == -1)
+			goto fail;
+		goto done;
+	}
+	if (credname != NULL && (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL &&
+	    *dir != '\0') {
+		if (asprintf(&path, "%s/%s", dir, credname) == -1) {
+			seterr(err, errlen, "out of memory");
+			goto fail;
+		}
+		r = secrets_read(&s, path, 1, err, errlen);
+		free(path);
+		if (r == -1) {
+			src = "credential";
+			goto fail;
+		}
+		if (r == 0) {
+			src = "credential";
+			goto done;
+		}
+	}
+	if (envname != NULL && (env = getenv(envname)) != NULL) {
+		len = strlen(env);
+		trim(&env, &len);
+		if (len > 0) {
+			src = "environment";
+			if (secrets_add(&s, env, len) == -1) {
+				seterr(err, errlen, "$%s: out of memory",
+				    envname);
+				goto fail;
+			}
+		}
+	}
+done:
+	if (source != NULL)
+		*source = src;
+	*out = s;
+	return 0;
+fail:
+	if (source != NULL)
+		*source = src;
+	secrets_release(&s);
+	return -1;
+}
+
+void
+secrets_release(struct secrets *s)
+{
+	size_t	i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->n; i++) {
+		if (s->v[i] != NULL) {
+			explicit_bzero(s->v[i], strlen(s->v[i]));
+			free(s->v[i]);
+		}
+	}
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+int
+secrets_webhook_keys(const char *file, enum sig_scheme scheme, struct sig_key **keys,
+    size_t *nkeys, char *err, size_t errlen)
+{
+	struct secrets sec = { 0 };
+	struct sig_key *k = NULL;
+	const char *src;
+	size_t i = 0;
+
+	*keys = NULL;
+	*nkeys = 0;
+	if (secrets_load(&sec, file, "webhook-secret", "VINR_WEBHOOK_SECRET", &src,
+	    err, errlen) == -1)
+		return -1;
+	if (sec.n == 0) {
+		seterr(err, errlen, "no webhook secret: set [webhook] secret_file, the "
+		    "webhook-secret credential, or VINR_WEBHOOK_SECRET");
+		goto fail;
+	}
+	if ((k = calloc(sec.n, sizeof(*k))) == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < sec.n; i++)
+		if (sig_key_from_secret(scheme, sec.v[i], &k[i]) == -1) {
+			seterr(err, errlen, "webhook secret %zu (from %s) is not valid "
+			    "for scheme standard: expected whsec_ + base64", i + 1, src);
+			goto fail;
+		}
+	secrets_release(&sec);
+	*keys = k;
+	*nkeys = i;
+	return 0;
+fail:
+	secrets_keys_free(k, i);
+	secrets_release(&sec);
+	return -1;
+}
+
+void
+secrets_keys_free(struct sig_key *keys, size_t nkeys)
+{
+	if (keys == NULL)
+		return;
+	for (size_t i = 0; i < nkeys; i++)
+		sig_key_release(&keys[i]);
+	free(keys);
+}
+
+int
+secrets_api_key(const char *file, char **key, const char **source, char *err,
+    size_t errlen)
+{
+	struct secrets sec = { 0 };
+
+	*key = NULL;
+	if (secrets_load(&sec, file, "api-key", "VINR_API_KEY", source, err,
+	    errlen) == -1)
+		return -1;
+	if (sec.n > 0) {
+		*key = sec.v[0];
+		sec.v[0] = NULL;
+	}
+	secrets_release(&sec);
+	return 0;
+}
+
+void
+secrets_key_free(char *key)
+{
+	if (key != NULL) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+}

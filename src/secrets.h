@@ -1,0 +1,61 @@
+/*
+ * secrets.h - the daemon's secrets (SPEC §6): webhook secrets and the API
+ * key, from a file, else a systemd credential, else the environment.
+ *
+ * DESIGN: one owner for every secret byte the daemon reads.  Secrets are read
+ * with read(2) into buffers that are wiped (explicit_bzero) before they are
+ * freed, and every release wipes.  No function here puts a secret in an error
+ * message or a log line: they name the file and what is wrong with it.
+ */
+#ifndef VINR_SECRETS_H
+#define VINR_SECRETS_H
+
+#include <stddef.h>
+
+#include "signature.h"
+
+/* A list of secrets (webhook secrets or API keys). */
+struct secrets {
+	char	**v;
+	size_t	  n;
+};
+
+/*
+ * Loads secrets in the order of SPEC §6: file if non-NULL, else
+ * $CREDENTIALS_DIRECTORY/credname if that file exists, else the environment
+ * variable envname (one secret; empty = none).  A file holds one secret per
+ * line; blank lines, lines starting with '#', and surrounding whitespace (CR
+ * included) are ignored.  *source (NULL ok) is set to a static description of
+ * where they came from ("file", "credential", "environment", "none").
+ * Returns 0 (out->n may be 0: nothing configured), or -1 when a named file
+ * cannot be read, with the reason in err.  Release out with secrets_release().
+ */
+int	secrets_load(struct secrets *out, const char *file, const char *credname,
+	    const char *envname, const char **source, char *err, size_t errlen);
+/* Wipes and frees every secret; out is left empty.  NULL ok, twice ok. */
+void	secrets_release(struct secrets *);
+
+/*
+ * The webhook secrets ([webhook] secret_file, the "webhook-secret"
+ * credential, $VINR_WEBHOOK_SECRET) as HMAC keys of scheme.  Returns 0 with
+ * *keys (free with secrets_keys_free()) and *nkeys > 0, or -1 with a message
+ * in err: none configured, a file unreadable, or a secret unusable with the
+ * scheme (named by its position, never by its value).
+ */
+int	secrets_webhook_keys(const char *file, enum sig_scheme, struct sig_key **keys,
+	    size_t *nkeys, char *err, size_t errlen);
+/* Wipes and frees keys from secrets_webhook_keys().  NULL ok. */
+void	secrets_keys_free(struct sig_key *keys, size_t nkeys);
+
+/*
+ * The API key ([reconciler] api_key_file, the "api-key" credential,
+ * $VINR_API_KEY): the first one of its source.  Returns 0 with *key (free
+ * with secrets_key_free()), or NULL when none is configured; -1 with a
+ * message in err when a named file cannot be read.  *source as above.
+ */
+int	secrets_api_key(const char *file, char **key, const char **source, char *err,
+	    size_t errlen);
+/* Wipes and frees a key from secrets_api_key().  NULL ok. */
+void	secrets_key_free(char *key);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * stats.c - see stats.h.
+ *
+ * Threads: stats_take() runs on whichever thread asks (libmicrohttpd's for
+ * /metrics and /healthz, the control thread for "stats", main for the
+ * watchdog).  It only reads atomics and the store's metrics (under the
+ * store's lock), so it never waits for the disk.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.h"
+#include "payment.h"
+#include "sink.h"
+#include "stats.h"
+#include "util.h"
+
+static void
+note(char (*list)[STATS_NOTE_LEN], int *n, const char *fmt, const char *arg)
+{
+	if (*n < STATS_MAX_NOTES)
+		snprintf(list[(*n)++], STATS_NOTE_LEN, fmt, arg);
+}
+
+/*
+ * Health: whether every thread ticks (a failing disk is not a stuck thread:
+ * restarting would not mend it, so of the writer only a stall counts
+ * there), then whether the database is writable.  Ingest still works while
+ * the reconciler waits for a new key or a sink cannot deliver: warnings.
+ */
+static void
+take_health(const struct stats_source *src, struct control *ctl, struct stats *st)
+{
+	const char *why = NULL;
+	bool store_ok = store_healthy(src->store, &why);
+	bool writer_stalled = !store_ok && strcmp(why, "writer_stalled") == 0;
+
+	if (writer_stalled)
+		note(st->reasons, &st->nreasons, "%s", why);
+	for (int i = 0; i < st->nsinks; i++)
+		if (!st->sinks[i].alive)
+			note(st->reasons, &st->nreasons, "%s_stalled", st->sinks[i].name);
+	if (ctl != NULL && !control_alive(ctl))
+		note(st->reasons, &st->nreasons, "%s_stalled", "control");
+	if (!reconcile_alive(atomic_load(&src->reconciler)))
+		note(st->reasons, &st->nreasons, "%s_stalled", "reconciler");
+	st->threads_ok = st->nreasons == 0;
+	if (!store_ok && !writer_stalled)
+		note(st->reasons, &st->nreasons, "%s", why);
+	st->healthy = st->nreasons == 0;
+
+	if (st->reconciler.state == RC_PAUSED)
+		note(st->warnings, &st->nwarnings, "%s", "reconciler_paused");
+	for (int i = 0; i < st->nsinks; i++)
+		if (st->sinks[i].failing)
+			note(st->warnings, &st->nwarnings, "sink_failing:%s", st->sinks[i].name);
+}
+
+void
+stats_take(const struct stats_source *src, struct stats *st)
+{
+	struct control *ctl = atomic_load(&src->control);
+
+	memset(st, 0, sizeof(*st));
+	http_stats_get(atomic_load(&src->http), &st->webhooks);
+	st->nsinks = src->nsinks;
+	for (int i = 0; i < src->nsinks; i++) {
+		struct stats_sink *s = &st->sinks[i];
+
+		s->name = sink_name(src->sinks[i]);
+		s->cursor = sink_cursor(src->sinks[i]);
+		s->dead = sink_dead_letters(src->sinks[i]);
+		s->alive = sink_alive(src->sinks[i]);
+		s->failing = sink_failing(src->sinks[i]);
+	}
+	/* After the cursors: a cursor never passes the seq read after it. */
+	st->last_seq = store_last_seq(src->store);
+	for (int i = 0; i < st->nsinks; i++) {
+		struct stats_sink *s = &st->sinks[i];
+
+		s->lag = st->last_seq > s->cursor ? st->last_seq - s->cursor : 0;
+	}
+	reconcile_stats_get(atomic_load(&src->reconciler), &st->reconciler);
+	st->control_clients = ctl != NULL ? control_clients(ctl) : 0;
+	store_metrics_get(src->store, &st->store);
+	st->uptime_s = (util_mono_ms() - src->started_ms) / 1000;
+	take_health(src, ctl, st);
+}
+
+/* A Prometheus histogram from per-bucket counts (the last is +Inf). */
+static void
+histogram(FILE *f, const char *name, const char *help, const double *bounds,
+    const uint64_t *counts, double sum, const char *sumfmt)
+{
+	uint64_t cum = 0;
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
+		cum += counts[i];
+		fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+		    (unsigned long long)cum);
+	}
+	cum += counts[STORE_HIST_BUCKETS];
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum ", name, (unsigned long long)cum,
+	    name);
+	fprintf(f, sumfmt, sum);
+	fprintf(f, "\n%s_count %llu\n", name, (unsigned long long)cum);
+}
+
+static void
+metrics_webhooks(FILE *f, const struct http_stats *w)
+{
+	fprintf(f, "# HELP vinr_webhooks_total Webhook deliveries by result.\n"
+	    "# TYPE vinr_webhooks_total counter\n");
+	fprintf(f, "vinr_webhooks_total{result=\"accepted\"} %llu\n",
+	    (unsigned long long)w->accepted);
+	fprintf(f, "vinr_webhooks_total{result=\"duplicate\"} %llu\n",
+	    (unsigned long long)w->duplicate);
+	fprintf(f, "vinr_webhooks_total{result=\"ignored\"} %llu\n",
+	    (unsigned long long)w->ignored);
+	for (int i = 0; i < REJ_COUNT; i++)
+		fprintf(f, "vinr_webhooks_total{result=\"rejected\",reason=\"%s\"} %llu\n",
+		    http_reject_name(i), (unsigned long long)w->rejected[i]);
+}
+
+static void
+metrics_sinks(FILE *f, const struct stats *st)
+{
+	fprintf(f, "# HELP vinr_sink_lag Outcomes not yet delivered by a sink.\n"
+	    "# TYPE vinr_sink_lag gauge\n");
+	for (int i = 0; i < st->nsinks; i++)
+		fprintf(f, "vinr_sink_lag{sink=\"%s\"} %lld\n", st->sinks[i].name,
+		    (long long)st->sinks[i].lag);
+	fprintf(f, "# HELP vinr_sink_dead_letters Dead letters waiting, per sink.\n"
+	    "# TYPE vinr_sink_dead_letters gauge\n");
+	for (int i = 0; i < st->nsinks; i++)
+		fprintf(f, "vinr_sink_dead_letters{sink=\"%s\"} %lld\n", st->sinks[i].name,
+		    (long long)st->sinks[i].dead);
+}
+
+char *
+stats_render_metrics(const struct stats *st)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	metrics_webhooks(f, &st->webhooks);
+	fprintf(f, "# HELP vinr_outcome_last_seq The last outcome seq committed.\n"
+	    "# TYPE vinr_outcome_last_seq gauge\nvinr_outcome_last_seq %lld\n",
+	    (long long)st->last_seq);
+	metrics_sinks(f, st);
+	fprintf(f, "# HELP vinr_outcomes_total Payment transitions recorded, by new status.\n"
+	    "# TYPE vinr_outcomes_total counter\n");
+	for (int i = PAY_PENDING; i <= PAY_CANCELLED; i++)
+		fprintf(f, "vinr_outcomes_total{status=\"%s\"} %llu\n", pay_status_name(i),
+		    (unsigned long long)st->store.outcomes_by_status[i]);
+	histogram(f, "vinr_commit_seconds", "Time to run and commit one transaction.",
+	    store_commit_bounds, st->store.commit_hist, st->store.commit_seconds_sum, "%g");
+	histogram(f, "vinr_commit_batch_size", "Jobs (mostly webhooks) per transaction.",
+	    store_batch_bounds, st->store.batch_hist, (double)st->store.batch_sum, "%.0f");
+	fprintf(f, "# HELP vinr_reconciler_requests_total Retrieve calls to VINR, by "
+	    "answer (none = no answer).\n# TYPE vinr_reconciler_requests_total counter\n");
+	for (int i = 0; i < 8; i++)
+		fprintf(f, "vinr_reconciler_requests_total{status=\"%s\"} %llu\n",
+		    reconcile_status_labels[i], (unsigned long long)st->reconciler.by_status[i]);
+	fprintf(f, "# HELP vinr_control_clients Clients connected to the control socket.\n"
+	    "# TYPE vinr_control_clients gauge\nvinr_control_clients %d\n",
+	    st->control_clients);
+	fprintf(f, "# HELP vinr_uptime_seconds Seconds since start.\n"
+	    "# TYPE vinr_uptime_seconds gauge\nvinr_uptime_seconds %lld\n",
+	    (long long)st->uptime_s);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static cJSON *
+string_array(const char (*list)[STATS_NOTE_LEN], int n)
+{
+	cJSON *a = cJSON_CreateArray();
+
+	for (int i = 0; a != NULL && i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(list[i]));
+	return a;
+}
+
+cJSON *
+stats_render_health(const struct stats *st, bool *ok)
+{
+	cJSON *o;
+
+	*ok = st->healthy;
+	if ((o = cJSON_CreateObject()) == NULL)
+		return NULL;
+	cJSON_AddStringToObject(o, "status", st->healthy ? "ok" : "degraded");
+	if (!st->healthy)
+		cJSON_AddItemToObject(o, "reasons", string_array(st->reasons, st->nreasons));
+	cJSON_AddItemToObject(o, "warnings", string_array(st->warnings, st->nwarnings));
+	return o;
+}
+
+cJSON *
+stats_render_json(const struct stats *st)
+{
+	cJSON *o, *w, *rej, *sinks, *s, *r;
+
+	if ((o = cJSON_CreateObject()) == NULL)
+		return NULL;
+	w = cJSON_AddObjectToObject(o, "webhooks");
+	cJSON_AddNumberToObject(w, "accepted", (double)st->webhooks.accepted);
+	cJSON_AddNumberToObject(w, "duplicate", (double)st->webhooks.duplicate);
+	cJSON_AddNumberToObject(w, "ignored", (double)st->webhooks.ignored);
+	rej = cJSON_AddObjectToObject(w, "rejected");
+	for (int i = 0; i < REJ_COUNT; i++)
+		cJSON_AddNumberToObject(rej, http_reject_name(i),
+		    (double)st->webhooks.rejected[i]);
+	cJSON_AddNumberToObject(o, "lastSeq", (double)st->last_seq);
+	sinks = cJSON_AddObjectToObject(o, "sinks");
+	for (int i = 0; i < st->nsinks; i++) {
+		s = cJSON_AddObjectToObject(sinks, st->sinks[i].name);
+		cJSON_AddNumberToObject(s, "cursor", (double)st->sinks[i].cursor);
+		cJSON_AddNumberToObject(s, "lag", (double)st->sinks[i].lag);
+		cJSON_AddNumberToObject(s, "dead", (double)st->sinks[i].dead);
+	}
+	r = cJSON_AddObjectToObject(o, "reconciler");
+	cJSON_AddStringToObject(r, "state", reconcile_state_name(st->reconciler.state));
+	cJSON_AddNumberToObject(r, "requests", (double)st->reconciler.requests);
+	cJSON_AddNumberToObject(r, "errors", (double)st->reconciler.errors);
+	cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "control"), "clients",
+	    st->control_clients);
+	cJSON_AddNumberToObject(o, "uptimeSeconds", (double)st->uptime_s);
+	return o;
+}
+
+char *
+stats_metrics(void *src)
+{
+	struct stats st;
+
+	stats_take(src, &st);
+	return stats_render_metrics(&st);
+}
+
+cJSON *
+stats_health(void *src, bool *ok)
+{
+	struct stats st;
+
+	stats_take(src, &st);
+	return stats_render_health(&st, ok);
+}
+
+cJSON *
+stats_json(void *src)
+{
+	struct stats st;
+
+	stats_take(src, &st);
+	return stats_render_json(&st);
+}
