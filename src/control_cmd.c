@@ -26,6 +26,7 @@
  * and closed.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #include "control.h"
 #include "control_block.h"
 #include "control_int.h"
+#include "jsonnum.h"
 #include "log.h"
 #include "payment.h"
 #include "store.h"
@@ -48,7 +50,6 @@
 #define PULL_BATCH	256
 #define WAIT_DEFAULT_S	150
 #define WAIT_MAX_S	3600
-#define MAX_NUMBER	9007199254740992.0	/* 2^53: beyond, doubles skip integers */
 
 struct control {
 	struct store	*store;
@@ -69,6 +70,10 @@ struct client {
 	bool		 subscribed;
 	bool		 caught_up;	/* has been live once: may now lag */
 	int64_t		 sub_seq;	/* the last seq put in its output */
+	/* The request line being handled (valid during its command only):
+	 * cJSON keeps numbers as doubles, integers are read from the text. */
+	const char	*line;
+	size_t		 linelen;
 };
 
 /* ------------------------------------------------------------------ */
@@ -126,6 +131,33 @@ field_num(struct control_req *rq, const cJSON *req, const char *key, bool intege
 	}
 	*v = d;
 	return 1;
+}
+
+/*
+ * An integer field in [min, max], read exactly from the request's text (a
+ * double would skip integers past 2^53).  Returns 1 with *v set, 0 when
+ * absent or null, -1 (answered bad_request) otherwise.
+ */
+static int
+field_int(struct client *cl, const cJSON *req, const char *key, int64_t min,
+    int64_t max, int64_t *v)
+{
+	switch (jsonnum_get(cl->line, cl->linelen, req, req, key, v)) {
+	case JSONNUM_OK:
+		if (*v >= min && *v <= max)
+			return 1;
+		break;
+	case JSONNUM_ABSENT:
+		return 0;
+	case JSONNUM_NOT_NUMBER:
+		control_block_error(cl->rq, "bad_request", "%s must be a number", key);
+		return -1;
+	default:
+		break;
+	}
+	control_block_error(cl->rq, "bad_request", "%s must be an integer from %lld to %lld",
+	    key, (long long)min, (long long)max);
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -205,15 +237,14 @@ cmd_track(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *id, *term, *ref, *cur;
 	struct control_op *op;
-	double amount;
+	int64_t amount;
 	int has_amount;
 
 	if (field_str(cl->rq, req, "paymentId", true, &id) != 1 ||
 	    field_str(cl->rq, req, "terminalId", false, &term) == -1 ||
 	    field_str(cl->rq, req, "reference", false, &ref) == -1 ||
 	    field_str(cl->rq, req, "currency", false, &cur) == -1 ||
-	    (has_amount = field_num(cl->rq, req, "amount", true, 0, MAX_NUMBER,
-	    &amount)) == -1)
+	    (has_amount = field_int(cl, req, "amount", 0, INT64_MAX, &amount)) == -1)
 		return;
 	if ((op = control_block_op_new(cl->rq, B_TRACK)) == NULL)
 		return;
@@ -225,7 +256,7 @@ cmd_track(struct control *ctl, struct client *cl, const cJSON *req)
 		return;
 	}
 	op->pay.has_amount = has_amount == 1;
-	op->pay.amount = has_amount == 1 ? (int64_t)amount : 0;
+	op->pay.amount = has_amount == 1 ? amount : 0;
 	control_block_op_start(cl->rq, op);
 	if (store_track_async(ctl->store, &op->pay, control_block_store_done, op) == -1) {
 		control_block_op_cancel(op);
@@ -238,11 +269,11 @@ cmd_replay(struct control *ctl, struct client *cl, const cJSON *req)
 {
 	const char *sink;
 	struct control_op *op;
-	double seq;
+	int64_t seq;
 
 	if (field_str(cl->rq, req, "sink", true, &sink) != 1)
 		return;
-	switch (field_num(cl->rq, req, "seq", true, 1, MAX_NUMBER, &seq)) {
+	switch (field_int(cl, req, "seq", 1, INT64_MAX, &seq)) {
 	case -1:
 		return;
 	case 0:
@@ -256,7 +287,7 @@ cmd_replay(struct control *ctl, struct client *cl, const cJSON *req)
 		control_block_error(cl->rq, "internal", "out of memory");
 		return;
 	}
-	op->seq = (int64_t)seq;
+	op->seq = seq;
 	control_block_op_start(cl->rq, op);
 	if (store_replay_async(ctl->store, op->id, op->seq, control_block_store_done,
 	    op) == -1) {
@@ -350,8 +381,7 @@ cmd_stats(struct control *ctl, struct client *cl, const cJSON *req)
 static void
 cmd_subscribe(struct control *ctl, struct client *cl, const cJSON *req)
 {
-	int64_t last = store_last_seq(ctl->store);
-	double since = 0;
+	int64_t last = store_last_seq(ctl->store), since = 0;
 	int has;
 	cJSON *o;
 
@@ -359,15 +389,15 @@ cmd_subscribe(struct control *ctl, struct client *cl, const cJSON *req)
 		control_block_error(cl->rq, "bad_request", "already subscribed");
 		return;
 	}
-	if ((has = field_num(cl->rq, req, "since", true, 0, MAX_NUMBER, &since)) == -1)
+	if ((has = field_int(cl, req, "since", 0, INT64_MAX, &since)) == -1)
 		return;
 	cl->subscribed = true;
-	cl->sub_seq = has ? (int64_t)since : last;
+	cl->sub_seq = has ? since : last;
 	cl->caught_up = cl->sub_seq >= last;
 	control_conn_stream(cl->conn);
 	o = control_block_resp(cl->rq, true);
 	cJSON_AddBoolToObject(o, "subscribed", true);
-	cJSON_AddNumberToObject(o, "lastSeq", (double)last);
+	jsonnum_add(o, "lastSeq", last);
 	control_block_reply(cl->rq, o);
 }
 
@@ -468,6 +498,28 @@ static const struct {
 	{ "replay", cmd_replay },
 };
 
+/*
+ * Starts the request: its "id" is echoed in the answer, an integer id as
+ * the very literal that was sent (not through a double).
+ */
+static void
+begin_request(struct client *cl, const cJSON *req, const char *line, size_t len)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id");
+	char num[32];
+	cJSON *raw = NULL;
+	int64_t v;
+
+	cl->line = line;
+	cl->linelen = len;
+	if (cJSON_IsNumber(id) && jsonnum_value(line, len, req, id, &v) == JSONNUM_OK) {
+		snprintf(num, sizeof(num), "%lld", (long long)v);
+		raw = cJSON_CreateRaw(num);
+	}
+	control_block_begin(cl->rq, raw != NULL ? raw : id);
+	cJSON_Delete(raw);
+}
+
 /* One request line (without its '\n'). */
 static void
 handle_line(struct control *ctl, struct client *cl, const char *line, size_t len)
@@ -492,7 +544,7 @@ handle_line(struct control *ctl, struct client *cl, const char *line, size_t len
 		    "a request is one JSON object per line");
 		return;
 	}
-	control_block_begin(cl->rq, cJSON_GetObjectItemCaseSensitive(req, "id"));
+	begin_request(cl, req, line, len);
 	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
 	if (!cJSON_IsString(cmd)) {
 		control_block_error(cl->rq, "bad_request", "cmd must be a string");
@@ -511,6 +563,8 @@ handle_line(struct control *ctl, struct client *cl, const char *line, size_t len
 		    "unknown command \"%s\"", name);
 	} else
 		commands[i].fn(ctl, cl, req);
+	cl->line = NULL;
+	cl->linelen = 0;
 	cJSON_Delete(req);
 }
 

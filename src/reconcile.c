@@ -174,11 +174,12 @@ apply(struct reconciler *r, const char *payment_id, const struct api_result *res
 	struct vinr_event ev;
 	struct store_ingest in = { 0 };
 	char evid[512], type[64], now[TS_LEN], *body = NULL;
+	const char *end = NULL;
 	int rc = -1;
 
 	*changed = false;
-	if ((obj = cJSON_ParseWithLength(res->body, res->len)) == NULL ||
-	    !cJSON_IsObject(obj)) {
+	if ((obj = cJSON_ParseWithLengthOpts(res->body, res->len, &end, false)) == NULL ||
+	    !cJSON_IsObject(obj) || end + strspn(end, " \t\r\n") != res->body + res->len) {
 		log_warnx("reconciler: %s: VINR's answer is not a JSON object", payment_id);
 		goto out;
 	}
@@ -200,8 +201,12 @@ apply(struct reconciler *r, const char *payment_id, const struct api_result *res
 	if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(obj, "livemode")))
 		cJSON_AddItemToObject(env, "livemode",
 		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(obj, "livemode"), 0));
-	cJSON_AddItemToObject(cJSON_AddObjectToObject(env, "data"), "object", obj);
-	obj = NULL;
+	/*
+	 * VINR's object goes in as the bytes it sent, not re-printed from
+	 * cJSON's doubles: an amount past 2^53 stays exact (event.c reads
+	 * integers from the text).
+	 */
+	cJSON_AddRawToObject(cJSON_AddObjectToObject(env, "data"), "object", res->body);
 	if ((body = cJSON_PrintUnformatted(env)) == NULL ||
 	    event_parse(body, strlen(body), NULL, &ev) != EVENT_OK)
 		goto out;

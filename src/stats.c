@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "control.h"
+#include "jsonnum.h"
 #include "payment.h"
 #include "sink.h"
 #include "stats.h"
@@ -214,28 +215,26 @@ stats_render_json(const struct stats *st)
 	if ((o = cJSON_CreateObject()) == NULL)
 		return NULL;
 	w = cJSON_AddObjectToObject(o, "webhooks");
-	cJSON_AddNumberToObject(w, "accepted", (double)st->webhooks.accepted);
-	cJSON_AddNumberToObject(w, "duplicate", (double)st->webhooks.duplicate);
-	cJSON_AddNumberToObject(w, "ignored", (double)st->webhooks.ignored);
+	jsonnum_add(w, "accepted", (int64_t)st->webhooks.accepted);
+	jsonnum_add(w, "duplicate", (int64_t)st->webhooks.duplicate);
+	jsonnum_add(w, "ignored", (int64_t)st->webhooks.ignored);
 	rej = cJSON_AddObjectToObject(w, "rejected");
 	for (int i = 0; i < REJ_COUNT; i++)
-		cJSON_AddNumberToObject(rej, http_reject_name(i),
-		    (double)st->webhooks.rejected[i]);
-	cJSON_AddNumberToObject(o, "lastSeq", (double)st->last_seq);
+		jsonnum_add(rej, http_reject_name(i), (int64_t)st->webhooks.rejected[i]);
+	jsonnum_add(o, "lastSeq", (int64_t)st->last_seq);
 	sinks = cJSON_AddObjectToObject(o, "sinks");
 	for (int i = 0; i < st->nsinks; i++) {
 		s = cJSON_AddObjectToObject(sinks, st->sinks[i].name);
-		cJSON_AddNumberToObject(s, "cursor", (double)st->sinks[i].cursor);
-		cJSON_AddNumberToObject(s, "lag", (double)st->sinks[i].lag);
-		cJSON_AddNumberToObject(s, "dead", (double)st->sinks[i].dead);
+		jsonnum_add(s, "cursor", (int64_t)st->sinks[i].cursor);
+		jsonnum_add(s, "lag", (int64_t)st->sinks[i].lag);
+		jsonnum_add(s, "dead", (int64_t)st->sinks[i].dead);
 	}
 	r = cJSON_AddObjectToObject(o, "reconciler");
 	cJSON_AddStringToObject(r, "state", reconcile_state_name(st->reconciler.state));
-	cJSON_AddNumberToObject(r, "requests", (double)st->reconciler.requests);
-	cJSON_AddNumberToObject(r, "errors", (double)st->reconciler.errors);
-	cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "control"), "clients",
-	    st->control_clients);
-	cJSON_AddNumberToObject(o, "uptimeSeconds", (double)st->uptime_s);
+	jsonnum_add(r, "requests", (int64_t)st->reconciler.requests);
+	jsonnum_add(r, "errors", (int64_t)st->reconciler.errors);
+	jsonnum_add(cJSON_AddObjectToObject(o, "control"), "clients", st->control_clients);
+	jsonnum_add(o, "uptimeSeconds", (int64_t)st->uptime_s);
 	return o;
 }
 

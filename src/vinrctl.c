@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsonnum.h"
 #include "version.h"
 
 #define DEFAULT_SOCKET	"/run/vinr-webhookd/control.sock"
@@ -155,10 +156,10 @@ add_arg(cJSON *req, const char *key, enum argtype type, const char *text)
 	case A_INT: {
 		long long v = strtoll(text, &end, 10);
 
-		if (errno != 0 || end == text || *end != '\0' || v < 0 ||
-		    v > 9007199254740992LL)
+		/* Sent as the literal (jsonnum_add): exact past 2^53. */
+		if (errno != 0 || end == text || *end != '\0' || v < 0)
 			return false;
-		return cJSON_AddNumberToObject(req, key, (double)v) != NULL;
+		return jsonnum_add(req, key, v) != NULL;
 	}
 	case A_NUMBER: {
 		double v = strtod(text, &end);

@@ -162,3 +162,59 @@ def test_pending_and_ends_of_int64(daemon):
     assert b'"amount":%d,"amountCaptured":%d,' % (MAX, -MAX - 1) in raw
     assert b'"amount":null,"amountCaptured":%d,' % BIG in raw
     assert daemon.stop() == 0
+
+
+def test_track_replay_subscribe_and_request_ids_are_exact(daemon):
+    """The control socket reads integers from the request's text: track's
+    amount, and an integer request id echoed as the literal sent."""
+    p = pid()
+    raw, r = request_raw(daemon, {"cmd": "track", "paymentId": p, "amount": BIG,
+                                  "id": MAX})
+    assert r["ok"] is True and r["payment"]["amount"] == BIG, r
+    assert b'"id":%d,' % MAX in raw and b'"amount":%d,' % BIG in raw, raw
+    raw, r = request_raw(daemon, {"cmd": "get", "paymentId": p, "id": BIG})
+    assert r["id"] == BIG and r["payment"]["amount"] == BIG
+    # One past int64, or a fraction: refused, not rounded.
+    for bad in (MAX + 1, 12.5):
+        _, r = request_raw(daemon, {"cmd": "track", "paymentId": pid(), "amount": bad})
+        assert r["ok"] is False and r["error"] == "bad_request", r
+    # A huge replay seq is simply not found (not a rounded seq).
+    _, r = request_raw(daemon, {"cmd": "replay", "sink": "hook", "seq": BIG})
+    assert r["ok"] is False and r["error"] == "not_found", r
+    assert str(BIG) in r["message"], r
+    assert daemon.stop() == 0
+
+
+def test_reconciler_keeps_vinrs_literal(make_daemon):
+    """The reconciler hands VINR's object to the store as VINR sent it: an
+    amount past 2^53 that a retrieve returns is stored exactly."""
+    import http.server
+    import threading
+    p = pid()
+    body = (b'{"id":"%s","status":"completed","terminalId":"term_x","amount":%d,'
+            b'"amountCaptured":%d,"currency":"EUR","livemode":false}' % (p.encode(), BIG, BIG))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        d = make_daemon(env={"VINR_API_KEY": "sk_test_exact"},
+                        conf={"reconciler": {"api_base": "http://127.0.0.1:%d" %
+                                             srv.server_address[1], "stale_after": 3600}})
+        raw, r = request_raw(d, {"cmd": "reconcile", "paymentId": p})
+        assert r["ok"] is True and r["changed"] is True, r
+        assert_literals(raw, BIG, BIG)
+        assert_literals(d.event_log_bytes(), BIG, BIG)
+        assert d.stop() == 0
+    finally:
+        srv.shutdown()

@@ -48,8 +48,8 @@ static void
 test_metrics_and_json_agree(void **state)
 {
 	struct stats st;
-	char *text;
-	cJSON *o, *hook;
+	char *text, *json;
+	cJSON *o, *back;
 
 	(void)state;
 	fill(&st);
@@ -64,16 +64,20 @@ test_metrics_and_json_agree(void **state)
 	assert_line(text, "vinr_webhooks_total{result=\"rejected\",reason=\"invalid_signature\"} 2");
 	assert_line(text, "vinr_control_clients 4");
 	assert_line(text, "vinr_uptime_seconds 61");
-	hook = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o,
-	    "sinks"), "hook");
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(hook, "lag")->valuedouble, 7);
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(hook, "dead")->valuedouble, 3);
-	assert_int_equal(cJSON_GetObjectItemCaseSensitive(hook, "cursor")->valuedouble, 40);
+	/* What a client reads: the printed line, integers exact. */
+	json = cJSON_PrintUnformatted(o);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"lastSeq\":9007199254740993,"));
+	assert_non_null(strstr(json, "\"hook\":{\"cursor\":40,\"lag\":7,\"dead\":3}"));
+	back = cJSON_Parse(json);
+	assert_non_null(back);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetObjectItemCaseSensitive(o, "reconciler"), "state")->valuestring,
+	    cJSON_GetObjectItemCaseSensitive(back, "reconciler"), "state")->valuestring,
 	    "paused");
 	assert_int_equal(cJSON_GetObjectItemCaseSensitive(
-	    cJSON_GetObjectItemCaseSensitive(o, "control"), "clients")->valueint, 4);
+	    cJSON_GetObjectItemCaseSensitive(back, "control"), "clients")->valueint, 4);
+	cJSON_Delete(back);
+	free(json);
 	assert_int_equal(cJSON_GetArraySize(o), 6);
 	free(text);
 	cJSON_Delete(o);
