@@ -92,7 +92,7 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory unit e2e
+	@$(MAKE) --no-print-directory lint unit e2e
 
 unit: $(UNIT_BINS) $(FUZZ_REPLAY)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
