@@ -1,13 +1,15 @@
 """SPEC §1.3, the newer paragraphs: Standard Webhooks v1a (Ed25519) under
 trusted whpk_ keys from [webhook] public_key_file, Svix header names, and
-vinr-sim signing v1a.  Signatures are made here with Python's `cryptography`
-(or hmac), never with the C code under test."""
+vinr-sim signing v1a.  Signatures are made here with the openssl command
+(genpkey, pkeyutl: a bare Debian has it, Python's `cryptography` it may not)
+or Python's hmac, never with the C code under test."""
 import base64
 import hashlib
 import hmac
 import json
 import os
-import re
+import subprocess
+import tempfile
 import time
 import uuid
 
@@ -16,36 +18,57 @@ import pytest
 from conftest import (STD_SECRET, make_event, run_webhookd, sign_standard,
                       write_conf, free_port)
 
-ed25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ed25519")
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-
 EX_CONFIG = 78
 VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_BODY = b'{"test": 2432232314}'
 JSON = {"Content-Type": "application/json"}
 
 
-def raw(key, public):
-    if public:
-        return key.public_key().public_bytes(serialization.Encoding.Raw,
-                                             serialization.PublicFormat.Raw)
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
+def openssl(*args, data=None):
+    return subprocess.run(["openssl", *args], input=data, capture_output=True,
+                          check=True, timeout=10).stdout
+
+
+class Ed25519Key:
+    """An Ed25519 key pair made by `openssl genpkey`, in a PEM file."""
+
+    def __init__(self):
+        fd, self.pem = tempfile.mkstemp(prefix="vinr-test-ed25519-", suffix=".pem")
+        os.close(fd)
+        openssl("genpkey", "-algorithm", "ed25519", "-out", self.pem)
+        # DER ends with the raw 32 bytes: the seed (PKCS#8), the key (SPKI).
+        self.seed = openssl("pkey", "-in", self.pem, "-outform", "DER")[-32:]
+        self.public = openssl("pkey", "-in", self.pem, "-pubout", "-outform", "DER")[-32:]
+
+    def sign(self, msg):
+        # pkeyutl's one-shot Ed25519 wants a file it can size, not a pipe.
+        with tempfile.NamedTemporaryFile(prefix="vinr-test-msg-") as f:
+            f.write(msg)
+            f.flush()
+            return openssl("pkeyutl", "-sign", "-inkey", self.pem, "-rawin", "-in", f.name)
+
+    def close(self):
+        os.unlink(self.pem)
 
 
 def whpk(key):
-    return "whpk_" + base64.b64encode(raw(key, True)).decode()
+    return "whpk_" + base64.b64encode(key.public).decode()
 
 
 def whsk(key):
-    return "whsk_" + base64.b64encode(raw(key, False)).decode()
+    return "whsk_" + base64.b64encode(key.seed).decode()
 
 
 def sign_v1a(key, body, msg_id, t=None):
     t = int(time.time()) if t is None else t
     sig = key.sign(("%s.%d." % (msg_id, t)).encode() + body)
+    assert len(sig) == 64
     return {"webhook-id": msg_id, "webhook-timestamp": str(t),
             "webhook-signature": "v1a," + base64.b64encode(sig).decode()}
+
+
+def new_key():
+    return Ed25519Key()
 
 
 def body_of(ev):
@@ -59,7 +82,9 @@ def answer(dm, body, headers):
 
 @pytest.fixture
 def trusted():
-    return ed25519.Ed25519PrivateKey.generate()
+    k = Ed25519Key()
+    yield k
+    k.close()
 
 
 def keys_daemon(make_daemon, tmp_path, keys, secret=False, name="d"):
@@ -88,7 +113,7 @@ def test_v1a_accepted_refused(make_daemon, tmp_path, trusted):
     assert (st, resp) == (200, {"received": True, "eventId": ev["id"], "duplicate": False})
     assert dm.wait_event_log(1)[0]["eventId"] == ev["id"]
 
-    untrusted = ed25519.Ed25519PrivateKey.generate()
+    untrusted = new_key()
     ev2 = make_event("completed")
     b2 = body_of(ev2)
     bad = [
@@ -106,11 +131,12 @@ def test_v1a_accepted_refused(make_daemon, tmp_path, trusted):
     assert answer(dm, b2, sign_v1a(trusted, b2, "msg_1", t=int(time.time()) - 400)) == \
         (401, {"error": "timestamp_out_of_tolerance"})
     assert dm.query("SELECT count(*) FROM events")[0][0] == 1
+    untrusted.close()
 
 
 def test_v1a_or_v1(make_daemon, tmp_path, trusted):
     """Secrets and keys both: either kind of signature is enough."""
-    other = ed25519.Ed25519PrivateKey.generate()
+    other = new_key()
     dm = keys_daemon(make_daemon, tmp_path, [other, trusted], secret=True)
     for make in (lambda b, m: sign_standard(b, m),
                  lambda b, m: sign_v1a(trusted, b, m),
@@ -126,6 +152,7 @@ def test_v1a_or_v1(make_daemon, tmp_path, trusted):
     h["webhook-signature"] = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= " + \
         h["webhook-signature"]
     assert answer(dm, body, h)[0] == 200
+    other.close()
 
 
 def test_svix_headers(make_daemon, tmp_path, trusted):
