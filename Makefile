@@ -38,8 +38,12 @@ ifneq ($(SIM_SRCS),)
 PROGS	+= $(BUILD)/vinr-sim
 endif
 
-.PHONY: all deps run test unit e2e asan bench fuzz clean install
+.PHONY: all deps run test unit e2e asan bench fuzz clean install progs deb
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
+
+# The programs alone: what `make run`, `make install` and the package need
+# (no unit tests, so no cmocka).
+progs: $(PROGS)
 
 deps:
 	@scripts/deps.sh
@@ -86,8 +90,9 @@ $(BUILD)/%: tests/bench/%.c $(BUILD)/libvinr.a
 
 # The dependency install is its own step so that pkg-config exists before the
 # compile rules above expand their flags.
+# Only the programs it runs: no unit tests, so no cmocka needed.
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(PROGS)
 	@scripts/run-dev.sh
 
 test: deps
@@ -125,13 +130,20 @@ bench: deps
 	@tests/bench/run.sh $(abspath $(BUILD))
 
 # Lays out every file under $(DESTDIR)$(PREFIX) (programs, SQL, man pages,
-# systemd units) and $(DESTDIR)/etc (example config, logrotate).  An existing
+# systemd units, bash completion, monitoring rules and dashboard, docs) and
+# $(DESTDIR)/etc (example config, logrotate).  An existing
 # /etc/vinr-webhookd/vinr-webhookd.conf is never overwritten.
 SYSCONFDIR ?= /etc
 UNITDIR	?= $(PREFIX)/lib/systemd/system
-install: all
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR	?= $(PREFIX)/share/doc/vinr-webhookd
+CONFMODE ?= 0640
+install: progs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql \
 	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples \
+	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/monitoring $(DESTDIR)$(COMPLETIONDIR) \
+	    $(DESTDIR)$(DOCDIR) \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd $(DESTDIR)$(SYSCONFDIR)/logrotate.d
@@ -148,8 +160,29 @@ install: all
 	install -m 0644 systemd/vinr-webhookd.socket $(DESTDIR)$(UNITDIR)/
 	chmod 0644 $(DESTDIR)$(UNITDIR)/vinr-webhookd.service
 	[ -e $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd/vinr-webhookd.conf ] || \
-	    install -m 0640 config/vinr-webhookd.conf $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd/
+	    install -m $(CONFMODE) config/vinr-webhookd.conf $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd/
 	install -m 0644 config/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/vinr-webhookd
+	install -m 0644 config/monitoring/* $(DESTDIR)$(PREFIX)/share/vinr-webhookd/monitoring/
+	install -m 0644 contrib/bash-completion/vinrctl $(DESTDIR)$(COMPLETIONDIR)/vinrctl
+	install -m 0644 README.md LICENSE docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -D -m 0644 systemd/vinr-webhookd.sysusers \
+	    $(DESTDIR)$(SYSUSERSDIR)/vinr-webhookd.conf
+	@[ -n "$(DESTDIR)" ] || echo "make install: run systemd-sysusers to create the" \
+	    "vinr-webhookd user and group (POS apps join the group)"
+
+# The Debian packages (vinr-webhookd, vinr-sim) in $(BUILD)/deb/, built from
+# a copy of the tree so that dpkg-buildpackage writes nothing beside it.
+# Only this target installs the packaging tools.
+DEB_TOOLS = dpkg-dev debhelper fakeroot lintian
+deb: deps
+	@scripts/deps.sh $(DEB_TOOLS)
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/src
+	tar --exclude=./build --exclude=./var --exclude=./.git -cf - . | \
+	    tar -C $(BUILD)/deb/src -xf -
+	cd $(BUILD)/deb/src && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error $(BUILD)/deb/*.changes
+	@ls -1 $(BUILD)/deb/*.deb
 
 clean:
 	rm -rf build var

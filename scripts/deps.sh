@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages vinr-webhookd needs to build, run and test,
 # but only those that are missing, so that a second run costs nothing.
+# Arguments name more packages (`make deb`: the packaging tools).
 set -eu
 
 PKGS="gcc make pkg-config
@@ -8,6 +9,8 @@ libmicrohttpd-dev libssl-dev libcjson-dev libsqlite3-dev sqlite3
 libcurl4-openssl-dev libinih-dev libsystemd-dev
 libcmocka-dev python3 python3-pytest curl openssl
 nginx-light systemd logrotate man-db"
+# `make deb` asks for the packaging tools too; nothing else does.
+PKGS="$PKGS $*"
 
 missing=""
 for p in $PKGS; do

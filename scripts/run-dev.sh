@@ -5,7 +5,18 @@ set -eu
 cd "$(dirname "$0")/.."
 mkdir -p var
 BIN=${BIN:-build}
+PORT=8787
 pids=""
+
+# A second `make run` (or anything else on the port) would make our daemon
+# fail to bind while /healthz below still answered from the other one, so
+# look first: curl exits 7 only when nothing accepts the connection.
+rc=0
+curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/healthz" || rc=$?
+if [ "$rc" -ne 7 ]; then
+	echo "run-dev: port $PORT on 127.0.0.1 is taken (another \`make run\`?); stop it first" >&2
+	exit 1
+fi
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
@@ -20,10 +31,18 @@ if [ -x "$BIN/vinr-sim" ]; then
 	pids="$pids $!"
 fi
 VINR_API_KEY=${VINR_API_KEY:-sk_test_dev} "$BIN/vinr-webhookd" -c config/dev.conf &
-pids="$pids $!"
+daemon=$!
+pids="$pids $daemon"
 
 i=0
-until curl -fsS http://127.0.0.1:8787/healthz >/dev/null 2>&1; do
+until curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do
+	# Our own daemon must be the one that answers: if it died (a port taken
+	# since the check above, a bad config), say so and fail.
+	if ! kill -0 "$daemon" 2>/dev/null; then
+		wait "$daemon" || rc=$?
+		echo "run-dev: vinr-webhookd exited (status $rc) before it was ready" >&2
+		exit 1
+	fi
 	i=$((i + 1))
 	if [ $i -gt 100 ]; then echo "vinr-webhookd did not come up" >&2; exit 1; fi
 	sleep 0.1

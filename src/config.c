@@ -79,6 +79,7 @@ static const struct key keys[] = {
 	{ "http",	"max_body",	K_SIZE,		OFF(max_body),		1, MAX_BODY_LIMIT },
 	{ "webhook",	"scheme",	K_SCHEME,	OFF(scheme),		0, 0 },
 	{ "webhook",	"secret_file",	K_STRING,	OFF(secret_file),	0, 0 },
+	{ "webhook",	"public_key_file", K_STRING,	OFF(public_key_file),	0, 0 },
 	{ "webhook",	"tolerance",	K_LONG,		OFF(tolerance),		1, 86400 },
 	{ "storage",	"database",	K_REQUIRED,	OFF(database),		0, 0 },
 	{ "storage",	"event_log",	K_STRING,	OFF(event_log),		0, 0 },
@@ -110,7 +111,7 @@ static const char *const sections[] = {
 /* Every string the struct owns, for copy and release. */
 static const size_t string_fields[] = {
 	OFF(file), OFF(listen), OFF(listen_host), OFF(http_path),
-	OFF(secret_file), OFF(database), OFF(event_log), OFF(hook), OFF(socket),
+	OFF(secret_file), OFF(public_key_file), OFF(database), OFF(event_log), OFF(hook), OFF(socket),
 	OFF(control_socket), OFF(api_base), OFF(api_key_file)
 };
 #define NSTRINGS	(sizeof(string_fields) / sizeof(string_fields[0]))
@@ -963,6 +964,10 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 			seterr(err, errlen, "%s: out of memory", path);
 			goto done;
 		}
+		/* For the secrets' errors, which come later (secrets.c). */
+		n.secret_file_line = p.seen[key_find("webhook", "secret_file") - keys];
+		n.public_key_file_line =
+		    p.seen[key_find("webhook", "public_key_file") - keys];
 		config_release(c);
 		*c = n;
 		memset(&n, 0, sizeof(n));

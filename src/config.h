@@ -34,6 +34,9 @@ struct config {
 	/* [webhook] */
 	enum sig_scheme		 scheme;
 	char			*secret_file;	/* default unset: credentials, then env */
+	char			*public_key_file; /* default unset: credentials, then env */
+	int			 secret_file_line;	/* where set, 0 = not in the file */
+	int			 public_key_file_line;
 	long			 tolerance;
 
 	/* [storage] */

@@ -203,20 +203,38 @@ json_media_type(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+/* SPEC §1.3: the webhook-* headers, else (none of them came) the svix-* ones. */
+static void
+std_headers(struct MHD_Connection *c, const char *v[3])
+{
+	static const char *const wh[3] = {
+		"webhook-id", "webhook-timestamp", "webhook-signature"
+	};
+	static const char *const svix[3] = {
+		"svix-id", "svix-timestamp", "svix-signature"
+	};
+	int i, use_svix;
+
+	for (i = 0; i < 3; i++)
+		v[i] = MHD_lookup_connection_value(c, MHD_HEADER_KIND, wh[i]);
+	use_svix = sig_standard_use_svix(v);
+	for (i = 0; i < 3 && use_svix; i++)
+		v[i] = MHD_lookup_connection_value(c, MHD_HEADER_KIND, svix[i]);
+}
+
 static enum sig_result
 verify(struct http *h, struct MHD_Connection *c, const struct req *r)
 {
 	enum sig_result res;
 	time_t now = time(NULL);
+	const char *sh[3];
 
 	pthread_rwlock_rdlock(&h->keys_lock);
-	if (h->scheme == SIG_SCHEME_STANDARD)
-		res = sig_verify_standard(
-		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id"),
-		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-timestamp"),
-		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-signature"),
-		    r->body, r->len, h->keys, h->nkeys, now, h->tolerance);
-	else
+	if (h->scheme == SIG_SCHEME_STANDARD) {
+		std_headers(c, sh);
+		res = sig_verify_standard(sh[0], sh[1], sh[2], r->body, r->len,
+		    h->keys, h->nkeys, now, h->tolerance);
+	} else
 		res = sig_verify_vinr(
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Vinr-Signature"),
 		    r->body, r->len, h->keys, h->nkeys, now, h->tolerance);
@@ -238,6 +256,7 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 	enum sig_result sr;
 	enum event_err ee;
 	char addr[64];
+	const char *sh[3] = { NULL, NULL, NULL };
 
 	if (r->too_large)
 		return reject(h, c, r, REJ_TOO_LARGE);
@@ -249,9 +268,9 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 		    reject_names[sig_reject[sr]]);
 		return reject(h, c, r, sig_reject[sr]);
 	}
-	ee = event_parse(r->body != NULL ? r->body : "", r->len,
-	    h->scheme == SIG_SCHEME_STANDARD ?
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id") : NULL, &ev);
+	if (h->scheme == SIG_SCHEME_STANDARD)
+		std_headers(c, sh);
+	ee = event_parse(r->body != NULL ? r->body : "", r->len, sh[0], &ev);
 	if (ee != EVENT_OK) {
 		log_warnx("webhook from %s refused: %s", peer(c, addr, sizeof(addr)),
 		    ee == EVENT_INVALID_JSON ? "invalid_json" : "invalid_event");
@@ -491,12 +510,10 @@ copy_keys(const struct sig_key *keys, size_t n)
 	if (k == NULL)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		if ((k[i].data = malloc(keys[i].len ? keys[i].len : 1)) == NULL) {
+		if (sig_key_copy(&k[i], &keys[i]) == -1) {
 			free_keys(k, i);
 			return NULL;
 		}
-		memcpy(k[i].data, keys[i].data, keys[i].len);
-		k[i].len = keys[i].len;
 	}
 	return k;
 }

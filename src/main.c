@@ -124,8 +124,7 @@ configure(struct daemon *d)
 	config_defaults(&d->cfg);
 	if (config_load(&d->cfg, d->file, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration: %s", err);
-	if (secrets_webhook_keys(d->cfg.secret_file, d->cfg.scheme, &d->keys, &d->nkeys,
-	    err, sizeof(err)) == -1 ||
+	if (secrets_webhook_keys(&d->cfg, &d->keys, &d->nkeys, err, sizeof(err)) == -1 ||
 	    secrets_api_key(d->cfg.api_key_file, &d->api_key, &src, err, sizeof(err)) == -1 ||
 	    (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, err,
 	    sizeof(err)) == -1) ||
@@ -285,8 +284,7 @@ reload(struct daemon *d)
 	char err[512];
 
 	log_info("SIGHUP: reloading secrets, reopening the event log");
-	if (secrets_webhook_keys(d->cfg.secret_file, d->cfg.scheme, &keys, &n, err,
-	    sizeof(err)) == -1)
+	if (secrets_webhook_keys(&d->cfg, &keys, &n, err, sizeof(err)) == -1)
 		log_warnx("reload: %s; keeping the secrets in use", err);
 	else {
 		if (http_set_keys(d->http, keys, n) == -1)

@@ -236,42 +236,121 @@ secrets_release(struct secrets *s)
 	s->n = 0;
 }
 
+/*
+ * Loads one source of [webhook] (secrets or public keys) for the error
+ * messages' sake: a named file that fails is reported with its key and the
+ * line that named it.  Returns 0 or -1 like secrets_load().
+ */
+static int
+webhook_load(struct secrets *out, const struct config *c, const char *key,
+    const char *file, int line, const char *cred, const char *env,
+    const char **src, char *err, size_t errlen)
+{
+	char	why[512];
+
+	if (secrets_load(out, file, cred, env, src, why, sizeof(why)) == 0)
+		return 0;
+	if (file != NULL && line > 0)
+		seterr(err, errlen, "%s:%d: [webhook] %s: %s",
+		    c->file != NULL ? c->file : "(config)", line, key, why);
+	else if (file != NULL)
+		seterr(err, errlen, "[webhook] %s: %s", key, why);
+	else
+		seterr(err, errlen, "%s", why);
+	return -1;
+}
+
+/*
+ * Appends n keys made from sec to *k (which holds *nk).  Public keys when
+ * pub, else HMAC keys of scheme.  Returns 0, or -1 with a message naming the
+ * position and source of the first bad one, never its value.
+ */
+static int
+webhook_add(struct sig_key **k, size_t *nk, const struct secrets *sec,
+    enum sig_scheme scheme, int pub, const char *src, char *err, size_t errlen)
+{
+	struct sig_key	*nkeys;
+	size_t		 i;
+	int		 r;
+
+	if (sec->n == 0)
+		return 0;
+	if ((nkeys = reallocarray(*k, *nk + sec->n, sizeof(**k))) == NULL) {
+		seterr(err, errlen, "out of memory");
+		return -1;
+	}
+	*k = nkeys;
+	for (i = 0; i < sec->n; i++) {
+		r = pub ? sig_key_from_public(sec->v[i], &nkeys[*nk]) :
+		    sig_key_from_secret(scheme, sec->v[i], &nkeys[*nk]);
+		if (r == -2) {
+			seterr(err, errlen, "webhook public key %zu (from %s) is a "
+			    "private key (whsk_): trust the sender's public key "
+			    "(whpk_) and keep the private key with the sender",
+			    i + 1, src);
+			return -1;
+		}
+		if (r != 0 && pub) {
+			seterr(err, errlen, "webhook public key %zu (from %s) is not "
+			    "valid: expected whpk_ + base64 of a 32-byte Ed25519 key",
+			    i + 1, src);
+			return -1;
+		}
+		if (r != 0) {
+			seterr(err, errlen, "webhook secret %zu (from %s) is not valid "
+			    "for scheme standard: expected whsec_ + base64", i + 1, src);
+			return -1;
+		}
+		(*nk)++;
+	}
+	return 0;
+}
+
 int
-secrets_webhook_keys(const char *file, enum sig_scheme scheme, struct sig_key **keys,
+secrets_webhook_keys(const struct config *c, struct sig_key **keys,
     size_t *nkeys, char *err, size_t errlen)
 {
-	struct secrets sec = { 0 };
+	struct secrets sec = { 0 }, pub = { 0 };
 	struct sig_key *k = NULL;
-	const char *src;
-	size_t i = 0;
+	const char *src, *psrc = "none";
+	size_t n = 0;
+	int std = c->scheme == SIG_SCHEME_STANDARD;
 
 	*keys = NULL;
 	*nkeys = 0;
-	if (secrets_load(&sec, file, "webhook-secret", "VINR_WEBHOOK_SECRET", &src,
-	    err, errlen) == -1)
+	if (!std && c->public_key_file != NULL) {
+		seterr(err, errlen, "%s:%d: [webhook] public_key_file: only with "
+		    "scheme = standard (v1a signatures)", c->file != NULL ? c->file :
+		    "(config)", c->public_key_file_line);
 		return -1;
-	if (sec.n == 0) {
-		seterr(err, errlen, "no webhook secret: set [webhook] secret_file, the "
-		    "webhook-secret credential, or VINR_WEBHOOK_SECRET");
+	}
+	if (webhook_load(&sec, c, "secret_file", c->secret_file,
+	    c->secret_file_line, "webhook-secret", "VINR_WEBHOOK_SECRET", &src,
+	    err, errlen) == -1 ||
+	    (std && webhook_load(&pub, c, "public_key_file", c->public_key_file,
+	    c->public_key_file_line, "webhook-public-key",
+	    "VINR_WEBHOOK_PUBLIC_KEY", &psrc, err, errlen) == -1))
+		goto fail;
+	if (sec.n == 0 && pub.n == 0) {
+		seterr(err, errlen, std ? "no webhook secret nor public key: set "
+		    "[webhook] secret_file or public_key_file, the webhook-secret or "
+		    "webhook-public-key credential, or VINR_WEBHOOK_SECRET or "
+		    "VINR_WEBHOOK_PUBLIC_KEY" : "no webhook secret: set [webhook] "
+		    "secret_file, the webhook-secret credential, or VINR_WEBHOOK_SECRET");
 		goto fail;
 	}
-	if ((k = calloc(sec.n, sizeof(*k))) == NULL) {
-		seterr(err, errlen, "out of memory");
+	if (webhook_add(&k, &n, &sec, c->scheme, 0, src, err, errlen) == -1 ||
+	    webhook_add(&k, &n, &pub, c->scheme, 1, psrc, err, errlen) == -1)
 		goto fail;
-	}
-	for (i = 0; i < sec.n; i++)
-		if (sig_key_from_secret(scheme, sec.v[i], &k[i]) == -1) {
-			seterr(err, errlen, "webhook secret %zu (from %s) is not valid "
-			    "for scheme standard: expected whsec_ + base64", i + 1, src);
-			goto fail;
-		}
 	secrets_release(&sec);
+	secrets_release(&pub);
 	*keys = k;
-	*nkeys = i;
+	*nkeys = n;
 	return 0;
 fail:
-	secrets_keys_free(k, i);
+	secrets_keys_free(k, n);
 	secrets_release(&sec);
+	secrets_release(&pub);
 	return -1;
 }
 

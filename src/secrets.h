@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "config.h"
 #include "signature.h"
 
 /* A list of secrets (webhook secrets or API keys). */
@@ -36,13 +37,21 @@ int	secrets_load(struct secrets *out, const char *file, const char *credname,
 void	secrets_release(struct secrets *);
 
 /*
- * The webhook secrets ([webhook] secret_file, the "webhook-secret"
- * credential, $VINR_WEBHOOK_SECRET) as HMAC keys of scheme.  Returns 0 with
- * *keys (free with secrets_keys_free()) and *nkeys > 0, or -1 with a message
- * in err: none configured, a file unreadable, or a secret unusable with the
- * scheme (named by its position, never by its value).
+ * The trust material of [webhook] (SPEC §1.2, §1.3, §6) as keys for
+ * signature.c, read from the config c (scheme, secret_file, public_key_file
+ * and the lines that named them):
+ *  - the webhook secrets (secret_file, the "webhook-secret" credential,
+ *    $VINR_WEBHOOK_SECRET) as SIG_KEY_HMAC keys of c->scheme, first;
+ *  - under scheme standard, the trusted public keys (public_key_file, the
+ *    "webhook-public-key" credential, $VINR_WEBHOOK_PUBLIC_KEY) as
+ *    SIG_KEY_ED25519_PUBLIC keys, after them.
+ * Returns 0 with *keys (free with secrets_keys_free()) and *nkeys > 0, or -1
+ * with a message in err that names the key (and its line in the config
+ * file) and never a value: nothing configured, a file unreadable, a secret
+ * unusable with the scheme, a public key that is not whpk_ + base64 of 32
+ * bytes or that is a whsk_ private key, a public_key_file under scheme vinr.
  */
-int	secrets_webhook_keys(const char *file, enum sig_scheme, struct sig_key **keys,
+int	secrets_webhook_keys(const struct config *c, struct sig_key **keys,
 	    size_t *nkeys, char *err, size_t errlen);
 /* Wipes and frees keys from secrets_webhook_keys().  NULL ok. */
 void	secrets_keys_free(struct sig_key *keys, size_t nkeys);

@@ -11,6 +11,14 @@
  * Every header is scanned front to back without backtracking, once to parse
  * it and once per configured key to compare, so a megabyte of "v1=" items
  * costs time linear in its size and no memory at all.
+ *
+ * The one exception is v1a (Ed25519, SPEC §1.3): pure Ed25519 hashes its
+ * message twice and so wants it in one piece, and an Ed25519 verification
+ * costs far more than an HMAC.  The signed bytes are copied once per request
+ * that carries a v1a item and trusted public keys are configured, and only
+ * the first SIG_V1A_TRIED well-formed v1a items are tried: a sender signs
+ * with one or two keys at a time, and a header stuffed with signatures must
+ * not buy unbounded CPU before it is authenticated.
  */
 
 #include <limits.h>
@@ -31,6 +39,12 @@
 #define MAC_B64_LEN	44	/* 32 bytes: ten full groups and one "xxx=" */
 #define T_MAX_DIGITS	18	/* 10^18 - 1 still fits a long long */
 #define WHSEC_PREFIX	"whsec_"
+#define WHPK_PREFIX	"whpk_"
+#define WHSK_PREFIX	"whsk_"
+#define ED_KEY_LEN	32	/* an Ed25519 public key or seed */
+#define ED_SIG_LEN	64
+#define ED_SIG_B64_LEN	88	/* 64 bytes: 21 full groups and one "xx==" */
+#define SIG_V1A_TRIED	16
 
 /* A piece of a header: not NUL-terminated. */
 struct span {
@@ -56,6 +70,16 @@ static int	 hex_decode_mac(const struct span *, unsigned char *);
 static int	 b64_check(const char *, size_t);
 static long	 b64_decode(const char *, size_t, unsigned char *);
 static int	 key_usable(const struct sig_key *);
+static long	 b64_prefixed(const char *, const char *, unsigned char *, size_t);
+static unsigned char *signed_bytes(const struct span *, size_t, size_t *);
+static int	 ed_verify(const struct sig_key *, const unsigned char *,
+		    const unsigned char *, size_t);
+static int	 match_v1(const char *, const struct span *,
+		    const struct sig_key *, size_t);
+static int	 match_v1a(const char *, const struct span *,
+		    const struct sig_key *, size_t);
+static int	 sign_v1a(const struct sig_key *, const struct span *, char *,
+		    size_t);
 
 static int
 mac_open(struct mac *m)
@@ -98,7 +122,7 @@ mac_compute(struct mac *m, const struct sig_key *key, const struct span *parts,
 	 * unusable key must never get this far: it would silently verify
 	 * under whatever key the context held before.
 	 */
-	if (!key_usable(key))
+	if (!key_usable(key) || key->kind != SIG_KEY_HMAC)
 		return -1;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 	    digest, 0);
@@ -318,6 +342,7 @@ sig_key_from_secret(enum sig_scheme scheme, const char *secret,
 		return -1;
 	key->data = NULL;
 	key->len = 0;
+	key->kind = SIG_KEY_HMAC;
 	if (secret == NULL || *secret == '\0')
 		return -1;
 
@@ -365,6 +390,7 @@ sig_key_release(struct sig_key *key)
 	}
 	key->data = NULL;
 	key->len = 0;
+	key->kind = SIG_KEY_HMAC;
 }
 
 enum sig_result
@@ -423,7 +449,8 @@ sig_verify_vinr(const char *header, const void *body, size_t bodylen,
 	 */
 	match = 0;
 	for (i = 0; i < nkeys && !match; i++) {
-		if (mac_compute(&m, &keys[i], parts, 2, want) == -1)
+		if (keys[i].kind != SIG_KEY_HMAC ||
+		    mac_compute(&m, &keys[i], parts, 2, want) == -1)
 			continue;
 		cur = header;
 		while (list_next(&cur, ',', &k, &v)) {
@@ -437,56 +464,30 @@ sig_verify_vinr(const char *header, const void *body, size_t bodylen,
 	return match ? SIG_OK : SIG_INVALID;
 }
 
-enum sig_result
-sig_verify_standard(const char *msg_id, const char *timestamp,
-    const char *signature, const void *body, size_t bodylen,
-    const struct sig_key *keys, size_t nkeys, time_t now, long tolerance)
+/*
+ * Whether a v1 of the space-separated list sig equals the HMAC of parts
+ * under one of the HMAC keys.  Same comparison discipline as
+ * sig_verify_vinr.  Returns 1 or 0 (0 too when the MAC cannot be set up:
+ * fail closed).
+ */
+static int
+match_v1(const char *sig, const struct span *parts, const struct sig_key *keys,
+    size_t nkeys)
 {
 	struct mac	 m;
-	struct span	 k, v, tspan, parts[3];
+	struct span	 k, v;
 	const char	*cur;
 	unsigned char	 want[MAC_LEN], got[MAC_B64_LEN / 4 * 3];
-	long long	 t;
-	size_t		 i, nv1 = 0;
-	int		 match;
+	size_t		 i;
+	int		 match = 0;
 
-	if (msg_id == NULL || *msg_id == '\0' ||
-	    timestamp == NULL || *timestamp == '\0' ||
-	    signature == NULL || *signature == '\0')
-		return SIG_MISSING;
-
-	tspan.p = timestamp;
-	tspan.len = strlen(timestamp);
-	if (parse_t(&tspan, &t) == -1)
-		return SIG_MISSING;
-
-	cur = signature;
-	while (list_next(&cur, ' ', &k, &v))
-		if (span_eq(&k, "v1"))
-			nv1++;
-	if (nv1 == 0)
-		return SIG_MISSING;
-
-	if (!within_tolerance(t, now, tolerance))
-		return SIG_TOLERANCE;
-
-	if (keys == NULL || nkeys == 0)
-		return SIG_INVALID;
 	if (mac_open(&m) == -1)
-		return SIG_INVALID;
-
-	parts[0].p = msg_id;
-	parts[0].len = strlen(msg_id);
-	parts[1] = tspan;
-	parts[2].p = body;
-	parts[2].len = bodylen;
-
-	/* Same comparison discipline as sig_verify_vinr. */
-	match = 0;
+		return 0;
 	for (i = 0; i < nkeys && !match; i++) {
-		if (mac_compute(&m, &keys[i], parts, 3, want) == -1)
+		if (keys[i].kind != SIG_KEY_HMAC ||
+		    mac_compute(&m, &keys[i], parts, 3, want) == -1)
 			continue;
-		cur = signature;
+		cur = sig;
 		while (list_next(&cur, ' ', &k, &v)) {
 			/*
 			 * Only 44 characters can be 32 bytes of padded base64:
@@ -501,7 +502,143 @@ sig_verify_standard(const char *msg_id, const char *timestamp,
 	}
 	mac_close(&m);
 	OPENSSL_cleanse(want, sizeof(want));
-	return match ? SIG_OK : SIG_INVALID;
+	return match;
+}
+
+/* The parts joined by '.', in one allocation (*len set), or NULL. */
+static unsigned char *
+signed_bytes(const struct span *parts, size_t nparts, size_t *len)
+{
+	unsigned char	*buf, *p;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < nparts; i++) {
+		if (parts[i].len > SIZE_MAX - n - 1)
+			return NULL;
+		n += parts[i].len + (i > 0);
+	}
+	if ((buf = malloc(n > 0 ? n : 1)) == NULL)
+		return NULL;
+	p = buf;
+	for (i = 0; i < nparts; i++) {
+		if (i > 0)
+			*p++ = '.';
+		if (parts[i].len > 0)
+			memcpy(p, parts[i].p, parts[i].len);
+		p += parts[i].len;
+	}
+	*len = n;
+	return buf;
+}
+
+/* Pure Ed25519 (RFC 8032) verification of sig over msg.  Returns 1 or 0. */
+static int
+ed_verify(const struct sig_key *pub, const unsigned char *sig,
+    const unsigned char *msg, size_t msglen)
+{
+	EVP_PKEY	*pk;
+	EVP_MD_CTX	*ctx = NULL;
+	int		 ok = 0;
+
+	if (pub->kind != SIG_KEY_ED25519_PUBLIC || pub->data == NULL ||
+	    pub->len != ED_KEY_LEN)
+		return 0;
+	if ((pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
+	    pub->data, pub->len)) == NULL)
+		return 0;
+	/* No digest: Ed25519 in EVP is the pure variant, not Ed25519ph. */
+	if ((ctx = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1 &&
+	    EVP_DigestVerify(ctx, sig, ED_SIG_LEN, msg, msglen) == 1)
+		ok = 1;
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return ok;
+}
+
+/*
+ * Whether a v1a of sig verifies over parts under one of the public keys.
+ * Returns 1 or 0 (0 too when the signed bytes cannot be allocated).
+ */
+static int
+match_v1a(const char *sig, const struct span *parts, const struct sig_key *keys,
+    size_t nkeys)
+{
+	struct span	 k, v;
+	const char	*cur;
+	unsigned char	*msg, got[ED_SIG_B64_LEN / 4 * 3];
+	size_t		 i, msglen, npub = 0, tried;
+	int		 match = 0;
+
+	for (i = 0; i < nkeys; i++)
+		npub += keys[i].kind == SIG_KEY_ED25519_PUBLIC;
+	if (npub == 0 || (msg = signed_bytes(parts, 3, &msglen)) == NULL)
+		return 0;
+	for (i = 0; i < nkeys && !match; i++) {
+		if (keys[i].kind != SIG_KEY_ED25519_PUBLIC)
+			continue;
+		cur = sig;
+		tried = 0;
+		while (!match && tried < SIG_V1A_TRIED &&
+		    list_next(&cur, ' ', &k, &v)) {
+			if (!span_eq(&k, "v1a") || v.len != ED_SIG_B64_LEN ||
+			    b64_decode(v.p, v.len, got) != ED_SIG_LEN)
+				continue;
+			tried++;
+			match = ed_verify(&keys[i], got, msg, msglen);
+		}
+	}
+	free(msg);
+	return match;
+}
+
+enum sig_result
+sig_verify_standard(const char *msg_id, const char *timestamp,
+    const char *signature, const void *body, size_t bodylen,
+    const struct sig_key *keys, size_t nkeys, time_t now, long tolerance)
+{
+	struct span	 k, v, parts[3];
+	const char	*cur;
+	long long	 t;
+	size_t		 nv1 = 0, nv1a = 0;
+
+	if (msg_id == NULL || *msg_id == '\0' ||
+	    timestamp == NULL || *timestamp == '\0' ||
+	    signature == NULL || *signature == '\0')
+		return SIG_MISSING;
+
+	parts[1].p = timestamp;
+	parts[1].len = strlen(timestamp);
+	if (parse_t(&parts[1], &t) == -1)
+		return SIG_MISSING;
+
+	cur = signature;
+	while (list_next(&cur, ' ', &k, &v)) {
+		if (span_eq(&k, "v1"))
+			nv1++;
+		else if (span_eq(&k, "v1a"))
+			nv1a++;
+	}
+	if (nv1 == 0 && nv1a == 0)
+		return SIG_MISSING;
+
+	if (!within_tolerance(t, now, tolerance))
+		return SIG_TOLERANCE;
+
+	if (keys == NULL || nkeys == 0)
+		return SIG_INVALID;
+
+	parts[0].p = msg_id;
+	parts[0].len = strlen(msg_id);
+	parts[2].p = body;
+	parts[2].len = bodylen;
+
+	/* The HMACs first: they cost less than one Ed25519 verification. */
+	if (nv1 > 0 && match_v1(signature, parts, keys, nkeys))
+		return SIG_OK;
+	if (nv1a > 0 && match_v1a(signature, parts, keys, nkeys))
+		return SIG_OK;
+	return SIG_INVALID;
 }
 
 int
@@ -562,17 +699,18 @@ sig_sign_standard(const struct sig_key *key, const char *msg_id, long long t,
 	tlen = snprintf(tbuf, sizeof(tbuf), "%lld", t);
 	if (tlen < 0 || (size_t)tlen >= sizeof(tbuf))
 		return -1;
-	/* "v1," 44 base64 and the NUL. */
-	n = 3 + MAC_B64_LEN;
-	if ((size_t)n + 1 > outlen)
-		return -1;
-
 	parts[0].p = msg_id;
 	parts[0].len = strlen(msg_id);
 	parts[1].p = tbuf;
 	parts[1].len = (size_t)tlen;
 	parts[2].p = body;
 	parts[2].len = bodylen;
+	if (key->kind == SIG_KEY_ED25519_PRIVATE)
+		return sign_v1a(key, parts, out, outlen);
+	/* "v1," 44 base64 and the NUL. */
+	n = 3 + MAC_B64_LEN;
+	if ((size_t)n + 1 > outlen)
+		return -1;
 	if (mac_open(&m) == -1)
 		return -1;
 	rc = mac_compute(&m, key, parts, 3, mac);
@@ -586,4 +724,128 @@ sig_sign_standard(const struct sig_key *key, const char *msg_id, long long t,
 	    MAC_B64_LEN)
 		return -1;
 	return n;
+}
+
+/* "v1a,<base64>" of the pure Ed25519 signature of parts under key's seed. */
+static int
+sign_v1a(const struct sig_key *key, const struct span *parts, char *out,
+    size_t outlen)
+{
+	EVP_PKEY	*pk = NULL;
+	EVP_MD_CTX	*ctx = NULL;
+	unsigned char	*msg = NULL, sig[ED_SIG_LEN];
+	size_t		 msglen, siglen = sizeof(sig);
+	int		 rc = -1;
+
+	if (key->len != ED_KEY_LEN || outlen < SIG_V1A_LEN + 1)
+		return -1;
+	if ((msg = signed_bytes(parts, 3, &msglen)) == NULL)
+		goto fail;
+	if ((pk = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL,
+	    key->data, key->len)) == NULL ||
+	    (ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(ctx, NULL, NULL, NULL, pk) != 1 ||
+	    EVP_DigestSign(ctx, sig, &siglen, msg, msglen) != 1 ||
+	    siglen != ED_SIG_LEN)
+		goto fail;
+	memcpy(out, "v1a,", 4);
+	/* EVP_EncodeBlock writes the 88 characters and a NUL. */
+	if (EVP_EncodeBlock((unsigned char *)out + 4, sig, ED_SIG_LEN) !=
+	    ED_SIG_B64_LEN)
+		goto fail;
+	rc = SIG_V1A_LEN;
+fail:
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	free(msg);
+	return rc;
+}
+
+/*
+ * Decodes prefix + strict base64 into buf (cap bytes, enough for the
+ * longest key accepted: 88 characters).  Returns the decoded length, or -1
+ * when s lacks the prefix or is not base64 that fits.
+ */
+static long
+b64_prefixed(const char *s, const char *prefix, unsigned char *buf, size_t cap)
+{
+	size_t	plen = strlen(prefix), len;
+
+	if (s == NULL || strncmp(s, prefix, plen) != 0)
+		return -1;
+	s += plen;
+	len = strlen(s);
+	if (len == 0 || len / 4 * 3 > cap)
+		return -1;
+	return b64_decode(s, len, buf);
+}
+
+int
+sig_key_from_public(const char *s, struct sig_key *key)
+{
+	unsigned char	buf[ED_SIG_B64_LEN / 4 * 3];
+
+	if (key == NULL)
+		return -1;
+	key->data = NULL;
+	key->len = 0;
+	key->kind = SIG_KEY_HMAC;
+	if (s == NULL)
+		return -1;
+	if (strncmp(s, WHSK_PREFIX, sizeof(WHSK_PREFIX) - 1) == 0)
+		return -2;
+	if (b64_prefixed(s, WHPK_PREFIX, buf, sizeof(buf)) != ED_KEY_LEN)
+		return -1;
+	if ((key->data = malloc(ED_KEY_LEN)) == NULL)
+		return -1;
+	memcpy(key->data, buf, ED_KEY_LEN);
+	key->len = ED_KEY_LEN;
+	key->kind = SIG_KEY_ED25519_PUBLIC;
+	return 0;
+}
+
+int
+sig_key_from_private(const char *s, struct sig_key *key)
+{
+	unsigned char	buf[ED_SIG_B64_LEN / 4 * 3];
+	long		n;
+	int		rc = -1;
+
+	if (key == NULL)
+		return -1;
+	key->data = NULL;
+	key->len = 0;
+	key->kind = SIG_KEY_HMAC;
+	n = b64_prefixed(s, WHSK_PREFIX, buf, sizeof(buf));
+	/* The seed alone, or seed || public key: the seed comes first. */
+	if ((n == ED_KEY_LEN || n == 2 * ED_KEY_LEN) &&
+	    (key->data = malloc(ED_KEY_LEN)) != NULL) {
+		memcpy(key->data, buf, ED_KEY_LEN);
+		key->len = ED_KEY_LEN;
+		key->kind = SIG_KEY_ED25519_PRIVATE;
+		rc = 0;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+int
+sig_key_copy(struct sig_key *dst, const struct sig_key *src)
+{
+	dst->data = NULL;
+	dst->len = 0;
+	dst->kind = SIG_KEY_HMAC;
+	if (src == NULL || src->data == NULL ||
+	    (dst->data = malloc(src->len > 0 ? src->len : 1)) == NULL)
+		return -1;
+	memcpy(dst->data, src->data, src->len);
+	dst->len = src->len;
+	dst->kind = src->kind;
+	return 0;
+}
+
+int
+sig_standard_use_svix(const char *const webhook[3])
+{
+	return webhook[0] == NULL && webhook[1] == NULL && webhook[2] == NULL;
 }

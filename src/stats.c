@@ -169,6 +169,12 @@ stats_render_metrics(const struct stats *st)
 	for (int i = 0; i < 8; i++)
 		fprintf(f, "vinr_reconciler_requests_total{status=\"%s\"} %llu\n",
 		    reconcile_status_labels[i], (unsigned long long)st->reconciler.by_status[i]);
+	/* For alerting on what /healthz says (config/vinr-webhookd-alerts.yml). */
+	fprintf(f, "# HELP vinr_healthy 1 when /healthz answers ok, else 0.\n"
+	    "# TYPE vinr_healthy gauge\nvinr_healthy %d\n", st->healthy ? 1 : 0);
+	fprintf(f, "# HELP vinr_reconciler_paused 1 while VINR refuses the API key.\n"
+	    "# TYPE vinr_reconciler_paused gauge\nvinr_reconciler_paused %d\n",
+	    st->reconciler.state == RC_PAUSED ? 1 : 0);
 	fprintf(f, "# HELP vinr_control_clients Clients connected to the control socket.\n"
 	    "# TYPE vinr_control_clients gauge\nvinr_control_clients %d\n",
 	    st->control_clients);

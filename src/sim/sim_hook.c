@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "secrets.h"
 #include "sim_hook.h"
 #include "sim_util.h"
 
@@ -349,6 +350,55 @@ sender(void *arg)
 	return NULL;
 }
 
+/*
+ * Appends the whsk_ keys of cfg->signing_key_file (secret-file rules: one a
+ * line, blanks and # comments skipped) to h->keys: they sign v1a items.
+ * Returns 0, or -1 with a message that never quotes a key.
+ */
+static int
+load_signing_keys(struct sim_hook *h, const struct sim_hook_config *cfg,
+    char *err, size_t errlen)
+{
+	struct secrets sec = { 0 };
+	struct sig_key *k;
+	char why[512];
+	int rc = -1;
+
+	if (cfg->scheme != SIG_SCHEME_STANDARD) {
+		snprintf(err, errlen, "--signing-key-file signs v1a: only with "
+		    "--scheme standard");
+		return -1;
+	}
+	if (secrets_load(&sec, cfg->signing_key_file, NULL, NULL, NULL, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "--signing-key-file: %s", why);
+		return -1;
+	}
+	if (sec.n == 0) {
+		snprintf(err, errlen, "--signing-key-file %s: no key in it",
+		    cfg->signing_key_file);
+		goto done;
+	}
+	if ((k = reallocarray(h->keys, h->nkeys + sec.n, sizeof(*k))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	h->keys = k;
+	for (size_t i = 0; i < sec.n; i++) {
+		if (sig_key_from_private(sec.v[i], &h->keys[h->nkeys]) == -1) {
+			snprintf(err, errlen, "--signing-key-file %s: key %zu is not "
+			    "whsk_ + base64 of an Ed25519 seed", cfg->signing_key_file,
+			    i + 1);
+			goto done;
+		}
+		h->nkeys++;
+	}
+	rc = 0;
+done:
+	secrets_release(&sec);
+	return rc;
+}
+
 struct sim_hook *
 sim_hook_start(const struct sim_hook_config *cfg, char *err, size_t errlen)
 {
@@ -368,15 +418,17 @@ sim_hook_start(const struct sim_hook_config *cfg, char *err, size_t errlen)
 		if ((h->keys = calloc(cfg->nkeys, sizeof(*h->keys))) == NULL)
 			goto oom;
 		for (size_t i = 0; i < cfg->nkeys; i++) {
-			if ((h->keys[i].data = malloc(cfg->keys[i].len)) == NULL)
+			if (sig_key_copy(&h->keys[i], &cfg->keys[i]) == -1)
 				goto oom;
-			memcpy(h->keys[i].data, cfg->keys[i].data, cfg->keys[i].len);
-			h->keys[i].len = cfg->keys[i].len;
 			h->nkeys++;
 		}
 	}
+	if (cfg->signing_key_file != NULL &&
+	    load_signing_keys(h, cfg, err, errlen) == -1)
+		goto fail;
 	h->cfg.keys = NULL;
 	h->cfg.url = NULL;
+	h->cfg.signing_key_file = NULL;
 	if (pthread_create(&h->thread, NULL, sender, h) != 0) {
 		snprintf(err, errlen, "cannot start the webhook sender thread");
 		goto fail;

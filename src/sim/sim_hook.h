@@ -18,6 +18,7 @@ struct sim_hook_config {
 	enum sig_scheme		 scheme;
 	const struct sig_key	*keys;		/* every key signs every delivery */
 	size_t			 nkeys;
+	const char		*signing_key_file; /* whsk_ keys: v1a too (standard) */
 	double			 drop_rate;	/* 0..1 */
 	double			 duplicate_rate;	/* 0..1 */
 	int			 reorder;

@@ -51,6 +51,8 @@ usage(int code)
 	    "  --scheme vinr|standard   signature scheme (default vinr)\n"
 	    "  --webhook-secret S       signing secret; repeat to sign with several\n"
 	    "                           (default: $VINR_WEBHOOK_SECRET, one per line)\n"
+	    "  --signing-key-file F     also sign v1a (Ed25519) with the whsk_ keys in F\n"
+	    "                           (--scheme standard)\n"
 	    "  --drop-rate P            drop each event with probability P (0..1)\n"
 	    "  --duplicate-rate P       send each event twice with probability P (0..1)\n"
 	    "  --reorder                hold each delivery 0..window ms at random\n"
@@ -111,7 +113,8 @@ int_arg(const char *opt, const char *s, long long lo, long long hi)
 enum {
 	OPT_LISTEN = 256, OPT_API_KEY, OPT_URL, OPT_SCHEME, OPT_SECRET, OPT_DROP, OPT_DUP,
 	OPT_REORDER, OPT_WINDOW, OPT_DELAY, OPT_SEED, OPT_RETRIES, OPT_HOOK_TIMEOUT,
-	OPT_TERMINAL, OPT_TIMEOUT_AFTER, OPT_SYNC_TIMEOUT, OPT_TOLERANCE, OPT_RETRIEVE_LIMIT
+	OPT_TERMINAL, OPT_TIMEOUT_AFTER, OPT_SYNC_TIMEOUT, OPT_TOLERANCE, OPT_RETRIEVE_LIMIT,
+	OPT_SIGNING_KEY
 };
 
 static const struct option longopts[] = {
@@ -120,6 +123,7 @@ static const struct option longopts[] = {
 	{ "webhook-url", required_argument, NULL, OPT_URL },
 	{ "scheme", required_argument, NULL, OPT_SCHEME },
 	{ "webhook-secret", required_argument, NULL, OPT_SECRET },
+	{ "signing-key-file", required_argument, NULL, OPT_SIGNING_KEY },
 	{ "drop-rate", required_argument, NULL, OPT_DROP },
 	{ "duplicate-rate", required_argument, NULL, OPT_DUP },
 	{ "reorder", no_argument, NULL, OPT_REORDER },
@@ -173,6 +177,9 @@ parse_hook_opt(struct opts *o, int ch, const char *arg)
 		if (o->nsecrets == MAX_SECRETS)
 			bad_usage("--webhook-secret: at most %d", MAX_SECRETS);
 		o->secrets[o->nsecrets++] = arg;
+		return true;
+	case OPT_SIGNING_KEY:
+		o->kc.signing_key_file = arg;
 		return true;
 	case OPT_DROP:
 		o->kc.drop_rate = num_arg("--drop-rate", arg, 0, 1);
@@ -291,9 +298,9 @@ load_keys(struct opts *o, struct sig_key *keys, char **envcopy)
 			if (*line != '\0' && *line != '#')
 				o->secrets[o->nsecrets++] = line;
 	}
-	if (o->kc.url != NULL && o->nsecrets == 0)
-		bad_usage("--webhook-url needs a secret: --webhook-secret or "
-		    "$VINR_WEBHOOK_SECRET");
+	if (o->kc.url != NULL && o->nsecrets == 0 && o->kc.signing_key_file == NULL)
+		bad_usage("--webhook-url needs a secret: --webhook-secret, "
+		    "$VINR_WEBHOOK_SECRET or --signing-key-file");
 	for (size_t i = 0; i < o->nsecrets; i++) {
 		if (sig_key_from_secret(o->kc.scheme, o->secrets[i], &keys[nkeys]) == -1)
 			bad_usage("webhook secret #%zu is not usable with --scheme %s%s", i + 1,

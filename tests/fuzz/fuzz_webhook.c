@@ -95,7 +95,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const secrets[] = {
 		"whsec_fuzz", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	};
-	struct sig_key vk, sk;
+	static const char pubkey[] = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=";
+	struct sig_key vk, sk[2];
 	const uint8_t *nl = memchr(data, '\n', size);
 	size_t hlen = nl != NULL ? (size_t)(nl - data) : size;
 	const char *body = nl != NULL ? (const char *)nl + 1 : "";
@@ -111,9 +112,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)sig_verify_vinr(hdr, body, blen, &vk, 1, 1718096412, 300);
 		sig_key_release(&vk);
 	}
-	if (sig_key_from_secret(SIG_SCHEME_STANDARD, secrets[1], &sk) == 0) {
-		(void)sig_verify_standard(hdr, hdr, hdr, body, blen, &sk, 1, 1614265330, 300);
-		sig_key_release(&sk);
+	/* A secret and a trusted public key: v1 and v1a (SPEC §1.3). */
+	if (sig_key_from_secret(SIG_SCHEME_STANDARD, secrets[1], &sk[0]) == 0) {
+		if (sig_key_from_public(hdr, &sk[1]) == 0)
+			sig_key_release(&sk[1]);
+		if (sig_key_from_private(hdr, &sk[1]) == 0)
+			sig_key_release(&sk[1]);
+		if (sig_key_from_public(pubkey, &sk[1]) == 0) {
+			(void)sig_verify_standard(hdr, hdr, hdr, body, blen, sk, 2,
+			    1614265330, 300);
+			(void)sig_verify_standard("msg_p5jXN8AQM9LWM0D4loKWxJek",
+			    "1614265330", hdr, body, blen, sk, 2, 1614265330, 300);
+			sig_key_release(&sk[1]);
+		}
+		sig_key_release(&sk[0]);
 	}
 	fuzz_jsonnum(body, blen);
 	fuzz_jsonnum(hdr, hlen);

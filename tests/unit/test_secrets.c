@@ -37,6 +37,12 @@ write_tmp(const char *content, size_t len)
 	return path;
 }
 
+static char *
+write_str(const char *content)
+{
+	return write_tmp(content, strlen(content));
+}
+
 static void
 assert_contains(const char *haystack, const char *needle)
 {
@@ -45,6 +51,24 @@ assert_contains(const char *haystack, const char *needle)
 }
 
 static char	*cred_dir;
+
+/* secrets_webhook_keys() on a config that names only what the test needs. */
+static int
+webhook_keys(const char *secret_file, const char *public_key_file,
+    enum sig_scheme scheme, struct sig_key **keys, size_t *n, char *err,
+    size_t errlen)
+{
+	struct config	c;
+
+	memset(&c, 0, sizeof(c));
+	c.file = (char *)(uintptr_t)"test.conf";
+	c.scheme = scheme;
+	c.secret_file = (char *)(uintptr_t)secret_file;
+	c.secret_file_line = secret_file != NULL ? 7 : 0;
+	c.public_key_file = (char *)(uintptr_t)public_key_file;
+	c.public_key_file_line = public_key_file != NULL ? 8 : 0;
+	return secrets_webhook_keys(&c, keys, n, err, errlen);
+}
 
 static int
 secrets_setup(void **state)
@@ -310,7 +334,7 @@ test_webhook_keys(void **state)
 	(void)state;
 	unsetenv("VINR_WEBHOOK_SECRET");
 	path = write_tmp("# two\nwhsec_one\nwhsec_two\n", 25);
-	assert_int_equal(secrets_webhook_keys(path, SIG_SCHEME_VINR, &keys, &n, err,
+	assert_int_equal(webhook_keys(path, NULL, SIG_SCHEME_VINR, &keys, &n, err,
 	    sizeof(err)), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(sig_key_from_secret(SIG_SCHEME_VINR, "whsec_two", &want), 0);
@@ -324,7 +348,7 @@ test_webhook_keys(void **state)
 	write_cred("whsec_cred\n");
 	setenv("CREDENTIALS_DIRECTORY", cred_dir, 1);
 	setenv("VINR_WEBHOOK_SECRET", "whsec_env", 1);
-	assert_int_equal(secrets_webhook_keys(NULL, SIG_SCHEME_VINR, &keys, &n, err,
+	assert_int_equal(webhook_keys(NULL, NULL, SIG_SCHEME_VINR, &keys, &n, err,
 	    sizeof(err)), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(sig_key_from_secret(SIG_SCHEME_VINR, "whsec_cred", &want), 0);
@@ -334,7 +358,7 @@ test_webhook_keys(void **state)
 
 	/* Under standard, a secret that is not whsec_ + base64 is named by its
 	 * position, never quoted. */
-	assert_int_equal(secrets_webhook_keys(path, SIG_SCHEME_STANDARD, &keys, &n,
+	assert_int_equal(webhook_keys(path, NULL, SIG_SCHEME_STANDARD, &keys, &n,
 	    err, sizeof(err)), -1);
 	assert_null(keys);
 	assert_int_equal(n, 0);
@@ -344,11 +368,111 @@ test_webhook_keys(void **state)
 	/* Nothing anywhere: an error that says where to put one. */
 	unsetenv("CREDENTIALS_DIRECTORY");
 	unsetenv("VINR_WEBHOOK_SECRET");
-	assert_int_equal(secrets_webhook_keys(NULL, SIG_SCHEME_VINR, &keys, &n, err,
+	assert_int_equal(webhook_keys(NULL, NULL, SIG_SCHEME_VINR, &keys, &n, err,
 	    sizeof(err)), -1);
 	assert_contains(err, "no webhook secret");
 	unlink(path);
 	free(path);
+}
+
+#define PUB_SVIX	"whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4="
+#define SEC_STD		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+/* Public keys (SPEC §1.3): alone, with secrets, refused when private. */
+static void
+test_webhook_public_keys(void **state)
+{
+	struct sig_key	*keys = NULL;
+	size_t		 n = 0;
+	char		 err[512], *sec, *pub, *priv, *bad;
+
+	(void)state;
+	unsetenv("VINR_WEBHOOK_SECRET");
+	unsetenv("VINR_WEBHOOK_PUBLIC_KEY");
+	sec = write_str(SEC_STD "\n");
+	pub = write_str("# trusted\n " PUB_SVIX " \r\n");
+	priv = write_str("whsk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+	bad = write_str("whpk_AAAA\n");
+
+	/* Public keys alone are enough under standard. */
+	assert_int_equal(webhook_keys(NULL, pub, SIG_SCHEME_STANDARD, &keys, &n,
+	    err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(keys[0].kind, SIG_KEY_ED25519_PUBLIC);
+	assert_int_equal(keys[0].len, 32);
+	secrets_keys_free(keys, n);
+
+	/* Both: the secrets first, then the public keys. */
+	assert_int_equal(webhook_keys(sec, pub, SIG_SCHEME_STANDARD, &keys, &n,
+	    err, sizeof(err)), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(keys[0].kind, SIG_KEY_HMAC);
+	assert_int_equal(keys[1].kind, SIG_KEY_ED25519_PUBLIC);
+	secrets_keys_free(keys, n);
+
+	/* From the environment, when no file is named. */
+	setenv("VINR_WEBHOOK_PUBLIC_KEY", PUB_SVIX, 1);
+	assert_int_equal(webhook_keys(NULL, NULL, SIG_SCHEME_STANDARD, &keys, &n,
+	    err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(keys[0].kind, SIG_KEY_ED25519_PUBLIC);
+	secrets_keys_free(keys, n);
+	/* Under vinr the public keys play no part: no secret is an error. */
+	assert_int_equal(webhook_keys(NULL, NULL, SIG_SCHEME_VINR, &keys, &n,
+	    err, sizeof(err)), -1);
+	assert_contains(err, "no webhook secret");
+	unsetenv("VINR_WEBHOOK_PUBLIC_KEY");
+
+	/* A private key is refused, and said to be one, never quoted. */
+	assert_int_equal(webhook_keys(sec, priv, SIG_SCHEME_STANDARD, &keys, &n,
+	    err, sizeof(err)), -1);
+	assert_null(keys);
+	assert_contains(err, "webhook public key 1 (from file) is a private key");
+	assert_null(strstr(err, "AAAA"));
+	assert_int_equal(webhook_keys(sec, bad, SIG_SCHEME_STANDARD, &keys, &n,
+	    err, sizeof(err)), -1);
+	assert_contains(err, "webhook public key 1 (from file) is not valid");
+	assert_null(strstr(err, "AAAA"));
+
+	/* Under vinr a public_key_file is a mistake worth saying. */
+	assert_int_equal(webhook_keys(sec, pub, SIG_SCHEME_VINR, &keys, &n,
+	    err, sizeof(err)), -1);
+	assert_contains(err, "test.conf:8: [webhook] public_key_file: only with "
+	    "scheme = standard");
+
+	/* Nothing at all under standard: both ways are named. */
+	assert_int_equal(webhook_keys(NULL, NULL, SIG_SCHEME_STANDARD, &keys, &n,
+	    err, sizeof(err)), -1);
+	assert_contains(err, "public_key_file");
+	assert_contains(err, "VINR_WEBHOOK_PUBLIC_KEY");
+
+	unlink(sec);
+	unlink(pub);
+	unlink(priv);
+	unlink(bad);
+	free(sec);
+	free(pub);
+	free(priv);
+	free(bad);
+}
+
+/* A named file that is missing: the key and its line, like config errors. */
+static void
+test_webhook_missing_file(void **state)
+{
+	struct sig_key	*keys = NULL;
+	size_t		 n = 0;
+	char		 err[512];
+
+	(void)state;
+	assert_int_equal(webhook_keys("/nonexistent/webhook-secret", NULL,
+	    SIG_SCHEME_VINR, &keys, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "test.conf:7: [webhook] secret_file: "
+	    "/nonexistent/webhook-secret: No such file or directory");
+	assert_int_equal(webhook_keys(NULL, "/nonexistent/keys",
+	    SIG_SCHEME_STANDARD, &keys, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "test.conf:8: [webhook] public_key_file: "
+	    "/nonexistent/keys: No such file or directory");
 }
 
 /* The API key: the first of its source; none is not an error. */
@@ -399,6 +523,10 @@ main(void)
 		    secrets_setup, secrets_teardown),
 		cmocka_unit_test(test_secrets_release_zeroed),
 		cmocka_unit_test_setup_teardown(test_webhook_keys,
+		    secrets_setup, secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_webhook_public_keys,
+		    secrets_setup, secrets_teardown),
+		cmocka_unit_test_setup_teardown(test_webhook_missing_file,
 		    secrets_setup, secrets_teardown),
 		cmocka_unit_test_setup_teardown(test_api_key,
 		    secrets_setup, secrets_teardown),

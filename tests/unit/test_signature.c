@@ -144,7 +144,7 @@ test_key_vinr_bytes_as_written(void **state)
 static void
 test_key_empty_or_null(void **state)
 {
-	struct sig_key	k = { (unsigned char *)&k, 99 };
+	struct sig_key	k = { (unsigned char *)&k, 99, SIG_KEY_ED25519_PUBLIC };
 
 	(void)state;
 	assert_int_equal(sig_key_from_secret(SIG_SCHEME_VINR, "", &k), -1);
@@ -1030,9 +1030,8 @@ test_standard_no_v1(void **state)
 {
 	static const char *missing[] = {
 		"v2," S_B64,
-		"v1a," S_B64,
 		"V1," S_B64,
-		"v1a,x v2,y v0," S_B64,
+		"v1b,x v2,y v0," S_B64,
 		" ",
 		"   \t  ",
 		"," S_B64,
@@ -1047,6 +1046,9 @@ test_standard_no_v1(void **state)
 	for (i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
 		if (sv(S_ID, S_T, missing[i], &k, 1, S_TNUM) != SIG_MISSING)
 			fail_msg("not missing: \"%s\"", missing[i]);
+	/* A v1a is a signature item since v1a is verified (SPEC §1.3). */
+	assert_int_equal(sv(S_ID, S_T, "v1a," S_B64, &k, 1, S_TNUM), SIG_INVALID);
+	assert_int_equal(sv(S_ID, S_T, "v1a,x v2,y", &k, 1, S_TNUM), SIG_INVALID);
 	sig_key_release(&k);
 }
 
