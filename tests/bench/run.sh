@@ -27,11 +27,13 @@
 #   hook    [forward] hook = /bin/true, events = all: runs/s for at most
 #           BENCH_HOOK_SECS (5) s, beside build/spawnrate (posix_spawn +
 #           waitpid of /bin/true one after another)
-#   subscribe  `subscribe since 0`: the time to the last line, the longest pause
+#   subscribe  `subscribe since 0`: the time to the last line, the longest
+#           pause; the worst of BENCH_SUB_RUNS (3) subscribers, one after the other
 #   latency    light load (BENCH_LAT_N (200) events at BENCH_LAT_RATE (50)/s,
 #           one at a time): 200 -> event-log line, 200 -> subscriber line
 #           (BENCH_LAT=0 skips)
-# BENCH_BARE=0 skips the bare server; BENCH_IDS=random scatters the ids.
+# BENCH_BARE=0 skips the bare server, BENCH_INGEST=0 full-32 and full-128;
+# BENCH_IDS=random scatters the ids.
 # BENCH_DIR=DIR puts the files there (kept); BENCH_KEEP=1 keeps the temp dir.
 # One summary table at the end.  Exit 0 when every check held, 1 otherwise.
 set -u
@@ -422,7 +424,7 @@ sinks() {
 			    "$(awk -v f="$forks" -v s="$HOOK_SECS" 'BEGIN { printf "%.1f", f / s }') runs/s"
 			# The cursor's figure when the backlog ran out first.
 			R[hook.rate]=$(awk -v f="$forks" -v s="$HOOK_SECS" -v c="$cursor" -v n="$n" \
-			    -v r="$rate" 'BEGIN { printf "%.1f", c >= n ? r : f / s }')
+			    -v r="$rate" 'BEGIN { printf "%.1f", (c >= n ? r : f / s) }')
 			[ "$forks" -gt 0 ] || fail "hook sink: no hook run in $HOOK_SECS s";;
 		esac
 		daemon_stop hook "$dir"
@@ -431,12 +433,18 @@ sinks() {
 	echo "== subscriber: subscribe since 0, $n lines of backlog"
 	write_conf "$dir" "$port" full
 	daemon_start "$dir" "$port" subscribe || return
-	out=$(python3 "$SINKBENCH" subscribe "$dir/control.sock" "$n" 60)
-	rc=$?
-	printf '%s\n' "$out" | grep -v RESULT | sed 's/^/  /'
-	[ $rc -eq 0 ] || fail "subscriber: fewer than $n lines within 60 s"
-	eval "$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')"
-	R[sub.secs]=$secs; R[sub.gap]=$max_gap_ms
+	# How long it takes depends on how the reader and the control loop
+	# interleave: BENCH_SUB_RUNS (3) subscribers one after the other, the
+	# worst counts.
+	for i in $(seq 1 "${BENCH_SUB_RUNS:-3}"); do
+		out=$(python3 "$SINKBENCH" subscribe "$dir/control.sock" "$n" 30)
+		rc=$?
+		printf '%s\n' "$out" | grep -v RESULT | sed 's/^/  /'
+		[ $rc -eq 0 ] || fail "subscriber: fewer than $n lines within 30 s"
+		eval "$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')"
+		R[sub.secs]=$(awk -v a="${R[sub.secs]:-0}" -v b="$secs" 'BEGIN { print (b > a ? b : a) }')
+		R[sub.gap]=$(awk -v a="${R[sub.gap]:-0}" -v b="$max_gap_ms" 'BEGIN { print (b > a ? b : a) }')
+	done
 	if [ "${BENCH_LAT:-1}" = 1 ]; then
 		echo "== latency: $LAT_N events at $LAT_RATE/s, one at a time"
 		out=$(python3 "$SINKBENCH" latency "$port" "$dir/webhook-secret" \
@@ -495,8 +503,8 @@ summary() {
 	row "hook sink, /bin/true, runs/s" "$(v hook.rate)" "" \
 	    "posix_spawn $(v spawn.rate)/s" ">= 0.5x: $(ratio hook.rate spawn.rate)"
 	row "socket sink, lines/s" "$(v socket.rate)" "" "" ">= 50000"
-	row "subscriber backlog $BACKLOG lines, s" "$(v sub.secs)" "" "" "< 1"
-	row "  longest pause, ms" "$(v sub.gap)" "" "" "<= 100"
+	row "subscriber backlog $BACKLOG lines, s" "$(v sub.secs)" "" "worst of ${BENCH_SUB_RUNS:-3}" "< 1"
+	row "  longest pause, ms" "$(v sub.gap)" "" "worst of ${BENCH_SUB_RUNS:-3}" "<= 100"
 	row "200 -> event-log line p50/p99 ms" "$(v lat.log)" "" "200 rtt $(v lat.rtt)" "p99 <= 10"
 	row "200 -> subscriber line p50/p99 ms" "$(v lat.sub)" "" "" "p99 <= 10"
 	row "peak RSS (VmHWM), MiB, all runs" "$((peak_hwm / 1024))" "" "" "<= 32"
@@ -509,8 +517,10 @@ if [ "${BENCH_BARE:-1}" = 1 ]; then
 	bare "bare-$CONNS_HIGH" "$CONNS_HIGH"
 	[ "${BENCH_SUSPEND:-1}" = 1 ] && bare "bare-susp-$CONNS_HIGH" "$CONNS_HIGH" -s
 fi
-ingest "full-$CONNS" full "$CONNS" -d "$SECS" -n "$POOL"
-ingest "full-$CONNS_HIGH" full "$CONNS_HIGH" -d "$SECS" -n "$POOL"
+if [ "${BENCH_INGEST:-1}" = 1 ]; then
+	ingest "full-$CONNS" full "$CONNS" -d "$SECS" -n "$POOL"
+	ingest "full-$CONNS_HIGH" full "$CONNS_HIGH" -d "$SECS" -n "$POOL"
+fi
 [ "${BENCH_SINGLE:-1}" = 1 ] && ingest full-1 full 1 -d "$SINGLE_SECS" -n 50000
 [ "${BENCH_NORMAL:-1}" = 1 ] && ingest "normal-$CONNS" normal "$CONNS" -d "$SECS" -n "$POOL"
 [ "${BENCH_SINKS:-1}" = 1 ] && sinks
