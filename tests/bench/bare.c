@@ -1,7 +1,7 @@
 /*
  * bare.c - the reference for `make bench`: a bare libmicrohttpd server.
  *
- *   bare -p PORT [-s]
+ *   bare -p PORT [-s] [-m BYTES]
  *
  * It serves any POST the way vinr-webhookd's http.c serves a webhook, minus
  * everything that is the daemon's own work: the same threading model (an
@@ -15,6 +15,9 @@
  * -s: suspend each request once its body is in and let another thread
  * resume it (through a queue, as the daemon's writer does after a commit),
  * to measure what the suspend/resume hand-over costs by itself.
+ *
+ * -m: libmicrohttpd's per-connection memory pool (MHD_OPTION_CONNECTION_
+ * MEMORY_LIMIT, 32 KiB by default), which it clears after every request.
  *
  * Runs until SIGTERM or SIGINT; prints its CPU time and request count on
  * stderr when it stops.  Exit 0, or 2 on a usage or setup error.
@@ -196,17 +199,20 @@ main(int argc, char *argv[])
 	pthread_t rt;
 	sigset_t sigs;
 	int ch, port = 0, sig;
+	size_t mem = 32 * 1024;
 
-	while ((ch = getopt(argc, argv, "p:s")) != -1) {
+	while ((ch = getopt(argc, argv, "p:sm:")) != -1) {
 		if (ch == 'p')
 			port = atoi(optarg);
 		else if (ch == 's')
 			suspend_mode = true;
+		else if (ch == 'm')
+			mem = strtoul(optarg, NULL, 10);
 		else
 			port = -1;
 	}
-	if (optind != argc || port <= 0 || port > 65535) {
-		fprintf(stderr, "usage: bare -p PORT [-s]\n");
+	if (optind != argc || port <= 0 || port > 65535 || mem < 1024) {
+		fprintf(stderr, "usage: bare -p PORT [-s] [-m BYTES]\n");
 		return 2;
 	}
 	sigemptyset(&sigs);
@@ -220,6 +226,7 @@ main(int argc, char *argv[])
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
 	    MHD_OPTION_END);
 	if (mhd == NULL) {
 		fprintf(stderr, "bare: cannot listen on port %d: %s\n", port, strerror(errno));
