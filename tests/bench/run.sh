@@ -237,7 +237,7 @@ bare() {
 	local p99_ms=0 max_ms=0 secs=1 ignored=0 dup=0 http_err=0 io_err=0 mean_ms=0 cpu_s=0 run= ids=
 	shift 2
 	port=$(free_port)
-	echo "== $name: bare libmicrohttpd server $*, $conns connections, $BARE_SECS s"
+	echo "== $name: bare libmicrohttpd server${*:+ $*}, $conns connections, $BARE_SECS s"
 	"$BARE" -p "$port" "$@" 2>"$top/$name.log" &
 	pid=$!
 	bg_pid=$pid
