@@ -2,7 +2,7 @@
  * loadgen.c - closed-loop HTTP load generator for vinr-webhookd.
  *
  *   loadgen -p PORT (-k SECRET | -K FILE) [-c CONNS] [-n TOTAL] [-d SECONDS]
- *           [-I seq|random] [-H HOST] [-P PATH] [-r RUNID] [-q]
+ *           [-I seq|random] [-H HOST] [-P PATH] [-r RUNID] [-R] [-q]
  *
  * Every connection is one thread with one blocking TCP socket and HTTP/1.1
  * keep-alive; it sends a request, reads the whole answer, and only then sends
@@ -24,7 +24,10 @@
  * With -d the run stops at the deadline or when the pool of -n requests is
  * used up, whichever comes first.  Every request is signed with the time the
  * preparation started: a run must end within the daemon's tolerance (300 s
- * by default) or the rest is refused with 401.
+ * by default) or the rest is refused with 401.  -R (with -d) starts each
+ * connection's requests over when they run out before the deadline: only
+ * for a server that does not dedupe (tests/bench/bare.c), so that a pool
+ * of a few thousand requests keeps a fast server busy for the whole run.
  *
  * Output: a human summary on stdout, then one line
  *     RESULT key=value ...
@@ -67,7 +70,7 @@ struct conn {
 
 	/* Results. */
 	uint64_t	*lat_ns;	/* one per request sent */
-	size_t		 nlat;
+	size_t		 nlat, latcap;
 	uint64_t	 ok;		/* 200 duplicate:false, not ignored */
 	uint64_t	 dup;		/* 200 duplicate:true */
 	uint64_t	 ignored;	/* 200 ignored:true */
@@ -91,6 +94,7 @@ static struct {
 	struct sig_key		 key;
 	bool			 quiet;
 	bool			 random_ids;
+	bool			 repeat;	/* -R */
 	struct sockaddr_in	 addr;
 	pthread_barrier_t	 ready;
 	atomic_bool		 setup_failed;
@@ -111,12 +115,13 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: loadgen -p PORT (-k SECRET | -K FILE) [-c CONNS] "
-	    "[-n TOTAL] [-d SECONDS] [-I seq|random] [-H HOST] [-P PATH] [-r RUNID] [-q]\n"
+	    "[-n TOTAL] [-d SECONDS] [-I seq|random] [-H HOST] [-P PATH] [-r RUNID] [-R] [-q]\n"
 	    "  -c  connections (threads), default 32\n"
 	    "  -n  total requests (with -d: the pool, default %d)\n"
 	    "  -d  run for this many seconds (or until the pool is used)\n"
 	    "  -I  ids in sending order (seq, default, like ULIDs) or scattered (random)\n"
-	    "  -r  run id in every event id (default: from time and pid)\n",
+	    "  -r  run id in every event id (default: from time and pid)\n"
+	    "  -R  with -d: send each connection's requests again until the deadline\n",
 	    DEFAULT_POOL);
 	exit(2);
 }
@@ -237,7 +242,8 @@ prepare(struct conn *c)
 	c->arena = malloc(cap);
 	c->off = calloc(c->nreq ? c->nreq : 1, sizeof(*c->off));
 	c->len = calloc(c->nreq ? c->nreq : 1, sizeof(*c->len));
-	c->lat_ns = calloc(c->nreq ? c->nreq : 1, sizeof(*c->lat_ns));
+	c->latcap = c->nreq ? c->nreq : 1;
+	c->lat_ns = calloc(c->latcap, sizeof(*c->lat_ns));
 	if (c->arena == NULL || c->off == NULL || c->len == NULL || c->lat_ns == NULL)
 		return -1;
 	for (i = 0; i < c->nreq; i++) {
@@ -398,6 +404,19 @@ read_response(struct conn *c, const char **body, size_t *blen, bool *close_after
 	return status;
 }
 
+/* Room for more latencies (-R sends more requests than it prepared). */
+static int
+grow_lat(struct conn *c)
+{
+	uint64_t *l = realloc(c->lat_ns, 2 * c->latcap * sizeof(*l));
+
+	if (l == NULL)
+		return -1;
+	c->lat_ns = l;
+	c->latcap *= 2;
+	return 0;
+}
+
 static void *
 conn_main(void *arg)
 {
@@ -419,12 +438,17 @@ conn_main(void *arg)
 	if (atomic_load(&g.setup_failed))
 		return NULL;
 
-	for (size_t i = 0; i < c->nreq; i++) {
+	for (size_t k = 0; c->nreq > 0 && (g.repeat || k < c->nreq); k++) {
+		size_t i = k % c->nreq;
 		int64_t t0 = mono_ns(), t1;
 		int st;
 
 		if (g.deadline_ns != 0 && t0 >= g.deadline_ns)
 			break;
+		if (c->nlat == c->latcap && grow_lat(c) == -1) {
+			note_err(c, "%s", "out of memory");
+			break;
+		}
 		if (c->fd == -1) {
 			c->reconnects++;
 			if (dial(c) == -1) {
@@ -512,7 +536,7 @@ parse_args(int argc, char *argv[], char **secret_buf)
 	g.total = -1;
 	snprintf(g.run, sizeof(g.run), "%lx%x", (unsigned long)time(NULL) & 0xffffff,
 	    (unsigned)getpid() & 0xffff);
-	while ((ch = getopt(argc, argv, "p:k:K:c:n:d:H:P:r:qI:")) != -1) {
+	while ((ch = getopt(argc, argv, "p:k:K:c:n:d:H:P:r:qI:R")) != -1) {
 		switch (ch) {
 		case 'p':
 			g.port = atoi(optarg);
@@ -544,6 +568,9 @@ parse_args(int argc, char *argv[], char **secret_buf)
 		case 'q':
 			g.quiet = true;
 			break;
+		case 'R':
+			g.repeat = true;
+			break;
 		case 'I':
 			if (strcmp(optarg, "random") == 0)
 				g.random_ids = true;
@@ -556,7 +583,8 @@ parse_args(int argc, char *argv[], char **secret_buf)
 	}
 	if (optind != argc || g.port <= 0 || g.port > 65535 || g.conns < 1 ||
 	    (secret == NULL) == (secret_file == NULL) || g.duration < 0 ||
-	    (g.total < 0 && g.duration == 0) || g.total == 0)
+	    (g.total < 0 && g.duration == 0) || g.total == 0 ||
+	    (g.repeat && g.duration == 0))
 		usage();
 	if (secret_file != NULL)
 		secret = *secret_buf = read_secret(secret_file);
