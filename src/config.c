@@ -77,6 +77,9 @@ static const struct key keys[] = {
 	{ "http",	"listen",	K_LISTEN,	OFF(listen),		0, 0 },
 	{ "http",	"path",		K_HTTP_PATH,	OFF(http_path),		0, 0 },
 	{ "http",	"max_body",	K_SIZE,		OFF(max_body),		1, MAX_BODY_LIMIT },
+	{ "http",	"max_connections", K_INT,	OFF(max_connections),	1, 65536 },
+	{ "http",	"per_ip_connections", K_INT,	OFF(per_ip_connections), 0, 65536 },
+	{ "http",	"request_timeout", K_INT,	OFF(request_timeout),	1, 3600 },
 	{ "webhook",	"scheme",	K_SCHEME,	OFF(scheme),		0, 0 },
 	{ "webhook",	"secret_file",	K_STRING,	OFF(secret_file),	0, 0 },
 	{ "webhook",	"tolerance",	K_LONG,		OFF(tolerance),		1, 86400 },
@@ -92,6 +95,7 @@ static const struct key keys[] = {
 	{ "forward",	"events",	K_EVENTS,	OFF(events),		0, 0 },
 	{ "control",	"socket",	K_STRING,	OFF(control_socket),	0, 0 },
 	{ "control",	"mode",		K_MODE,		OFF(control_mode),	0, 0 },
+	{ "control",	"idle_timeout",	K_INT,		OFF(control_idle_timeout), 1, 86400 },
 	{ "reconciler",	"api_base",	K_URL,		OFF(api_base),		0, 0 },
 	{ "reconciler",	"api_key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
 	{ "reconciler",	"interval",	K_INT,		OFF(interval),		1, TEN_YEARS },
@@ -192,6 +196,9 @@ defaults_scalars(struct config *c)
 {
 	c->listen_port = 8787;
 	c->max_body = 262144;
+	c->max_connections = 1024;
+	c->request_timeout = 10;
+	c->control_idle_timeout = 60;
 	c->scheme = SIG_SCHEME_VINR;
 	c->tolerance = 300;
 	c->synchronous = 2;

@@ -30,6 +30,9 @@ struct config {
 	unsigned short		 listen_port;
 	char			*http_path;
 	size_t			 max_body;
+	int			 max_connections;
+	int			 per_ip_connections;	/* 0 = no limit */
+	int			 request_timeout;	/* seconds, whole request */
 
 	/* [webhook] */
 	enum sig_scheme		 scheme;
@@ -53,6 +56,7 @@ struct config {
 	/* [control] */
 	char			*control_socket;
 	mode_t			 control_mode;
+	int			 control_idle_timeout;	/* seconds */
 
 	/* [reconciler] */
 	char			*api_base;

@@ -173,7 +173,10 @@ start_http(struct daemon *d, int listen_fd, char *err, size_t errlen)
 	const struct config *c = &d->cfg;
 	struct http_params p = { .listen = c->listen, .host = c->listen_host,
 	    .port = c->listen_port, .listen_fd = listen_fd, .path = c->http_path,
-	    .max_body = c->max_body, .scheme = c->scheme, .tolerance = c->tolerance,
+	    .max_body = c->max_body, .max_connections = (unsigned)c->max_connections,
+	    .per_ip_connections = (unsigned)c->per_ip_connections,
+	    .request_timeout = (unsigned)c->request_timeout,
+	    .scheme = c->scheme, .tolerance = c->tolerance,
 	    .keys = d->keys, .nkeys = d->nkeys, .store = d->store,
 	    .hooks = { stats_health, stats_metrics, &d->src } };
 

@@ -304,7 +304,7 @@ abort:
 	s->next_seq = seq0;
 	for (j = b->jobs; j != NULL; j = j->next)
 		job_fail(j);
-	log_warnx("database: transaction not committed (%s): %d job(s) refused",
+	log_warnx_rl("commit", "database: transaction not committed (%s): %d job(s) refused",
 	    e->error(s->db), b->n);
 	return 0;
 }

@@ -230,7 +230,9 @@ run(struct store_conn *c, enum stmt_id id)
 	sqlite3_clear_bindings(c->st[id]);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return SQLITE_OK;
-	log_warnx("database: %s: %s", stmt_sql[id], sqlite3_errmsg(c->db));
+	/* A full disk fails every statement: rate-limited by error code. */
+	log_warnx_rl(sqlite3_errstr(rc), "database: %s: %s", stmt_sql[id],
+	    sqlite3_errmsg(c->db));
 	return rc;
 }
 

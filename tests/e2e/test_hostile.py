@@ -1,0 +1,174 @@
+"""Hostile or broken clients (SPEC §1.4, §4; issue 12): slow clients, floods,
+smuggling, idle control clients.  Each test names the defect it guards."""
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import make_event, raw_http, sign_vinr
+
+
+def _signed_request(d, body, extra=b""):
+    head = ("POST /webhooks/vinr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Vinr-Signature: %s\r\n" % sign_vinr(body)).encode()
+    return head + extra
+
+
+def _read_all(s, timeout=5):
+    s.settimeout(timeout)
+    buf = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+    except socket.timeout:
+        pass
+    return buf
+
+
+def test_content_length_and_transfer_encoding_refused_and_closed(daemon):
+    """CL + TE: refused, connection closed, the smuggled request not served."""
+    body = json.dumps(make_event()).encode()
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    req = _signed_request(daemon, body, b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          % len(chunked)) + chunked + smuggled
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    s.sendall(req)
+    data = _read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert data.count(b"HTTP/1.1 ") == 1, data  # nothing served after it
+    assert b'{"error":"bad_request"}' in data
+    assert b"connection: close" in data.lower()
+    assert daemon.query("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_two_different_content_lengths_refused(daemon):
+    body = json.dumps(make_event()).encode()
+    req = _signed_request(daemon, body, b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                          % (len(body), len(body) - 1)) + body
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
+    s.sendall(req)
+    data = _read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert b"application/json" in data
+    assert daemon.query("SELECT count(*) FROM events") == [(0,)]
+
+
+def _slowloris(port, n, stop, opened):
+    socks = []
+    for _ in range(n):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.sendall(b"POST /webhooks/vinr HTTP/1.1\r\n")
+            socks.append(s)
+        except OSError:
+            pass
+    opened.set()
+    while not stop.is_set():
+        for s in list(socks):
+            try:
+                s.sendall(b"X")
+            except OSError:
+                socks.remove(s)
+        time.sleep(0.5)
+    for s in socks:
+        s.close()
+    return socks
+
+
+def test_slowloris_does_not_starve_a_valid_delivery(make_daemon):
+    """Connections that drip headers fill max_connections; the whole-request
+    deadline closes them, so a valid delivery gets through within about
+    request_timeout instead of never."""
+    d = make_daemon(conf={"http": {"max_connections": "40", "request_timeout": "2"}})
+    stop, opened = threading.Event(), threading.Event()
+    t = threading.Thread(target=_slowloris, args=(d.port, 60, stop, opened))
+    t.start()
+    try:
+        opened.wait(10)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        st, body = None, None
+        while time.monotonic() - t0 < 15:
+            try:
+                st, body = d.post_event(make_event(), headers=None)
+                break
+            except (OSError, ConnectionError, Exception):
+                time.sleep(0.1)
+        latency = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+    print("valid-request latency under slowloris: %.2f s" % latency)
+    assert st == 200, (st, body)
+    assert latency < 6, latency
+
+
+def test_slow_request_closed_after_request_timeout_from_first_byte(make_daemon):
+    d = make_daemon(conf={"http": {"request_timeout": "2"}})
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s.sendall(b"POST /webhooks/vinr HTTP/1.1\r\n")
+    t0 = time.monotonic()
+    closed = None
+    while time.monotonic() - t0 < 8:
+        try:
+            s.sendall(b"X")
+            s.settimeout(0.4)
+            if s.recv(1024) == b"":
+                closed = time.monotonic() - t0
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = time.monotonic() - t0
+            break
+    s.close()
+    assert closed is not None and closed < 4, closed
+
+
+def test_per_ip_connections(make_daemon):
+    d = make_daemon(conf={"http": {"per_ip_connections": "3"}})
+    socks = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(3)]
+    for s in socks:
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _read_all(extra, 3) == b""  # closed without an answer
+    extra.close()
+    for s in socks:
+        s.close()
+    time.sleep(0.3)
+    assert d.request("GET", "/healthz")[0] == 200
+
+
+def test_rejection_log_is_rate_limited(daemon):
+    """A flood of bad signatures: a bounded number of log lines."""
+    body = json.dumps(make_event()).encode()
+    before = daemon.log().count("\n")
+    n = 2000
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    req = (b"POST /webhooks/vinr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Vinr-Signature: t=%d,v1=00\r\nContent-Length: %d\r\n\r\n" % (int(time.time()), len(body))
+           + body)
+    done = 0
+    for _ in range(n // 50):
+        s.sendall(req * 50)
+        got = b""
+        while got.count(b"HTTP/1.1 401") < 50:
+            got += s.recv(65536)
+        done += 50
+    s.close()
+    time.sleep(0.2)
+    lines = daemon.log().count("\n") - before
+    print("log lines for %d bad requests: %d" % (done, lines))
+    assert lines <= 4, daemon.log()
+    assert "invalid_signature" in daemon.log()
