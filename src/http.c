@@ -13,6 +13,7 @@
  * parsed as JSON before the signature holds.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -657,6 +658,36 @@ sweeper_main(void *arg)
 }
 
 /*
+ * libmicrohttpd 0.9.75 answers the requests it cannot parse itself
+ * (malformed, header too big, bad chunking) with fixed HTML pages and has no
+ * option to change them.  It builds them through this exported function (a
+ * call through its PLT), so the daemon's definition stands in for it: those
+ * pages become the JSON error bodies of SPEC §1.4; every other response
+ * goes through unchanged to libmicrohttpd's own function.
+ */
+struct MHD_Response *
+MHD_create_response_from_buffer(size_t size, void *buffer, enum MHD_ResponseMemoryMode mode)
+{
+	static const char big[] = "{\"error\":\"request_too_large\"}";
+	static const char bad[] = "{\"error\":\"bad_request\"}";
+	static struct MHD_Response *(*real)(size_t, void *, enum MHD_ResponseMemoryMode);
+	struct MHD_Response *resp;
+	const char *json;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "MHD_create_response_from_buffer");
+	if (real == NULL)
+		return NULL;
+	if (mode != MHD_RESPMEM_PERSISTENT || size < 6 || buffer == NULL ||
+	    strncmp(buffer, "<html>", 6) != 0)
+		return real(size, buffer, mode);
+	json = memmem(buffer, size, "too big", 7) != NULL ? big : bad;
+	if ((resp = real(strlen(json), (void *)(uintptr_t)json, MHD_RESPMEM_PERSISTENT)) != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return resp;
+}
+
+/*
  * libmicrohttpd's own messages, in our words.  Those of a failed start
  * are dropped: http_start() says what failed (with errno) itself.  The
  * rest are caused by peers, so they are rate-limited.
@@ -666,12 +697,17 @@ mhd_log(void *arg, const char *fmt, va_list ap)
 {
 	struct http *h = arg;
 	char buf[512];
+	static const char perr[] = "Error processing request (HTTP response code is ";
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	if (h->stopped)
 		return;
-	if (strstr(buf, "limit") != NULL || strstr(buf, "too many") != NULL)
+	if (strncmp(buf, perr, sizeof(perr) - 1) == 0)
+		log_warnx_rl("malformed_request", "http: a request libmicrohttpd "
+		    "could not parse was refused (HTTP %d) and its connection closed",
+		    atoi(buf + sizeof(perr) - 1));
+	else if (strstr(buf, "limit") != NULL || strstr(buf, "too many") != NULL)
 		log_warnx_rl("http_limit", "http: connection refused: %s", buf);
 	else
 		log_warnx_rl("http_peer", "http: libmicrohttpd: %s", buf);

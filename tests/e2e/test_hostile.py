@@ -26,7 +26,7 @@ def _read_all(s, timeout=5):
             if not b:
                 break
             buf += b
-    except socket.timeout:
+    except (socket.timeout, ConnectionResetError):
         pass
     return buf
 
@@ -172,3 +172,29 @@ def test_rejection_log_is_rate_limited(daemon):
     print("log lines for %d bad requests: %d" % (done, lines))
     assert lines <= 4, daemon.log()
     assert "invalid_signature" in daemon.log()
+
+
+@pytest.mark.parametrize("raw,status", [
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad header\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431),
+    (b"POST /webhooks/vinr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+     b"Content-Type: application/json\r\n\r\nzz\r\n", 400),
+], ids=["malformed_header", "header_too_big", "bad_chunk"])
+def test_libmicrohttpd_errors_are_json(daemon, raw, status):
+    """libmicrohttpd's own error pages were HTML; in its own words in the log."""
+    st, h, body = raw_http(daemon.port, raw)
+    assert st == status
+    assert h.get("content-type") == "application/json"
+    assert "error" in json.loads(body)
+    time.sleep(0.2)
+    assert "<html>" not in daemon.log()
+
+
+def test_bind_failure_is_our_message(make_daemon):
+    a = make_daemon("a")
+    b = make_daemon("b", start=False, conf={"http": {"listen": "127.0.0.1:%d" % a.port}})
+    b.start(wait=False)
+    assert b.proc.wait(10) == 1
+    log = b.log()
+    assert "cannot listen on 127.0.0.1:%d" % a.port in log, log
+    assert "Failed to bind" not in log, log
