@@ -273,7 +273,10 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 		    peer(c, addr, sizeof(addr)), reject_names[sig_reject[sr]]);
 		return reject(h, c, r, sig_reject[sr]);
 	}
-	ee = event_parse(r->body != NULL ? r->body : "", r->len,
+	/* SPEC §4: every line the daemon writes is valid UTF-8; an event that
+	 * is not (RFC 8259 §8.1) is refused as invalid_json, never mended. */
+	ee = !util_utf8_valid(r->body != NULL ? r->body : "", r->len) ?
+	    EVENT_INVALID_JSON : event_parse(r->body != NULL ? r->body : "", r->len,
 	    h->scheme == SIG_SCHEME_STANDARD ?
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "webhook-id") : NULL, &ev);
 	if (ee != EVENT_OK) {

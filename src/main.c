@@ -233,7 +233,8 @@ static int
 start_control(struct daemon *d, char *err, size_t errlen)
 {
 	struct control_params p = { .path = d->cfg.control_socket,
-	    .mode = d->cfg.control_mode, .store = d->store, .stats = stats_json,
+	    .mode = d->cfg.control_mode, .idle_timeout = d->cfg.control_idle_timeout,
+	    .store = d->store, .stats = stats_json,
 	    .stats_arg = &d->src, .reconciler = NULL };
 
 	if (d->cfg.control_socket == NULL)

@@ -198,3 +198,143 @@ def test_bind_failure_is_our_message(make_daemon):
     log = b.log()
     assert "cannot listen on 127.0.0.1:%d" % a.port in log, log
     assert "Failed to bind" not in log, log
+
+
+# ---------------------------------------------------------------------------
+# The control socket
+
+from conftest import ControlClient  # noqa: E402
+
+
+def test_idle_control_clients_are_closed(make_daemon):
+    """Clients that say nothing were kept forever: 512 of them locked POS
+    apps out.  Now one idle for idle_timeout is closed; a wait or a
+    subscription is not idle."""
+    d = make_daemon(conf={"control": {"idle_timeout": "1"}})
+    idle = ControlClient(d.control, timeout=5)
+    waiting = ControlClient(d.control, timeout=10)
+    waiting.send({"cmd": "wait", "paymentId": "tpay_x", "timeout": 3})
+    sub = ControlClient(d.control, timeout=10)
+    assert sub.request({"cmd": "subscribe"})["ok"] is True
+    t0 = time.monotonic()
+    assert idle.recv_line() is None            # closed by the daemon
+    assert 0.8 < time.monotonic() - t0 < 3
+    r = waiting.recv()                          # the wait ran its course
+    assert r["error"] == "timeout"
+    time.sleep(0.5)
+    st, body = d.post_event(make_event("completed"))
+    assert st == 200
+    assert json.loads(sub.recv_line(timeout=5))["seq"] == 1   # still subscribed
+    for c in (idle, waiting, sub):
+        c.close()
+    assert d.stop() == 0
+
+
+def test_idle_clients_do_not_lock_out_a_pos(make_daemon):
+    d = make_daemon(conf={"control": {"idle_timeout": "1"}})
+    idle = []
+    for _ in range(512):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(d.control)
+        idle.append(s)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    assert d.ctl({"cmd": "ping"}, timeout=5)["ok"] is True
+    assert time.monotonic() - t0 < 3
+    for s in idle:
+        s.close()
+
+
+def test_nul_escape_is_refused(daemon):
+    """"a\\u0000b" was read as "a"."""
+    with daemon.control_client() as c:
+        r = c.request(b'{"cmd":"get","paymentId":"a\\u0000b","id":1}\n')
+        assert r["ok"] is False and r["error"] == "bad_request"
+        r = c.request(b'{"cmd":"get","paymentId":"a\\\\u0000b"}\n')   # backslash + text
+        assert r["error"] == "not_found"
+        r = c.request(b'{"cmd":"get","paymentId":"\xff\xfe"}\n')
+        assert r["error"] == "bad_request"
+        r = c.request({"cmd": "\u00e9" * 100})
+        assert r["error"] == "unknown_command"
+        r["message"].encode("utf-8")
+    assert daemon.stop() == 0
+
+
+def test_invalid_utf8_event_refused(daemon):
+    """Invalid UTF-8 in a signed event reached the event log and control
+    answers raw; it is refused as invalid_json (RFC 8259 §8.1)."""
+    pid = "tpay_utf8"
+    body = json.dumps(make_event("completed", payment_id=pid,
+                                 reference="REF")).encode().replace(b"REF", b"R\xff\xfeF")
+    st, _, parsed = daemon.post_raw(body, daemon.signed_headers(body))
+    assert st == 400 and parsed == {"error": "invalid_json"}
+    good = json.dumps(make_event("completed", payment_id=pid, reference="R\u00e9F")).encode()
+    st, _, _ = daemon.post_raw(good, daemon.signed_headers(good))
+    assert st == 200
+    daemon.wait_event_log(1)
+    daemon.event_log_bytes().decode("utf-8")           # strict: raises if invalid
+    assert daemon.ctl({"cmd": "get", "paymentId": pid})["payment"]["reference"] == "R\u00e9F"
+    assert daemon.stop() == 0
+
+
+def _preload_outcomes(d, n, size=2000):
+    """n outcomes written straight into the database of a stopped daemon."""
+    import sqlite3
+    c = sqlite3.connect(d.db_path)
+    with c:
+        for seq in range(1, n + 1):
+            o = {"seq": seq, "type": "payment.completed", "paymentId": "tpay_%d" % seq,
+                 "reference": "r" * size, "status": "completed"}
+            c.execute("INSERT INTO outcomes (seq, payment_id, status, json, recorded_at) "
+                      "VALUES (?, ?, ?, ?, ?)", (seq, o["paymentId"], "completed",
+                                                 json.dumps(o), "2026-01-01T00:00:00.000Z"))
+    c.close()
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_never_reading_backlog_subscribers_get_lagging(make_daemon):
+    """A subscriber that never caught up was never sent lagging; 400 of them
+    not reading took RSS from 18 to 76 MB."""
+    d = make_daemon(conf={"storage": {"event_log": ""}})
+    assert d.stop() == 0
+    _preload_outcomes(d, 3000)
+    d.start()
+    base = _rss_kib(d.proc.pid)
+    subs = []
+    for _ in range(400):
+        c = ControlClient(d.control, timeout=30)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send({"cmd": "subscribe", "since": 0})
+        subs.append(c)
+    peak = base
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20 and "fell more than" not in d.log():
+        peak = max(peak, _rss_kib(d.proc.pid))
+        time.sleep(0.2)
+    time.sleep(1)
+    after = _rss_kib(d.proc.pid)
+    print("RSS with 400 non-reading subscribers: base %d KiB, peak %d KiB, after %d KiB"
+          % (base, peak, after))
+    assert peak - base < 16 * 1024
+    # The first reads show whole lines in order, then lagging and EOF.
+    c = subs[0]
+    lines = []
+    while True:
+        line = c.recv_line(timeout=10)
+        if line is None:
+            break
+        lines.append(json.loads(line))
+    assert lines[0]["subscribed"] is True
+    assert lines[-1]["error"] == "lagging"
+    seqs = [o["seq"] for o in lines[1:-1]]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < 3000
+    for c in subs:
+        c.close()
+    assert d.ctl({"cmd": "ping"})["ok"] is True
