@@ -71,6 +71,7 @@ struct http {
 	pthread_mutex_t		 conns_lock;
 	struct hconn		*conns;
 	int64_t			 request_timeout_ms;
+	unsigned		 per_ip;	/* 0: no limit */
 	pthread_t		 sweeper;
 	bool			 sweeping;	/* the sweeper thread runs */
 	atomic_bool		 sweep_stop;
@@ -85,6 +86,7 @@ struct http {
 struct hconn {
 	struct hconn	*prev, *next;	/* in h->conns, under conns_lock */
 	int		 fd;
+	struct sockaddr_storage addr;	/* the peer's, for per_ip_connections */
 	_Atomic int64_t	 start_ms;	/* its current request's first byte (or
 					   the end of the previous one) */
 	atomic_bool	 whole;		/* that request has arrived whole */
@@ -588,6 +590,49 @@ completed(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = NULL;
 }
 
+static bool
+same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr,
+		    sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
+/*
+ * Adds hc to the list; with per_ip set, a connection past the limit for its
+ * address is shut down at once (libmicrohttpd's own limit counts per pool
+ * thread, so it would let threads x limit through).  Under conns_lock.
+ */
+static void
+conn_add(struct http *h, struct hconn *hc)
+{
+	unsigned same = 0;
+	char addr[64];
+
+	for (struct hconn *o = h->conns; o != NULL && h->per_ip > 0; o = o->next)
+		if (!o->cut && same_host(&o->addr, &hc->addr))
+			same++;
+	if ((hc->next = h->conns) != NULL)
+		hc->next->prev = hc;
+	h->conns = hc;
+	if (h->per_ip > 0 && same >= h->per_ip) {
+		hc->cut = true;
+		shutdown(hc->fd, SHUT_RDWR);
+		if (getnameinfo((struct sockaddr *)&hc->addr, sizeof(hc->addr), addr,
+		    sizeof(addr), NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(addr, sizeof(addr), "?");
+		log_warnx_rl("per_ip_connections", "http: %s has %u connections "
+		    "open already: refusing another", addr, same);
+	}
+}
+
 /* A connection opens or closes: keep the sweeper's list. */
 static void
 notify_conn(void *cls, struct MHD_Connection *c, void **sctx,
@@ -595,18 +640,21 @@ notify_conn(void *cls, struct MHD_Connection *c, void **sctx,
 {
 	struct http *h = cls;
 	struct hconn *hc = *sctx;
-	const union MHD_ConnectionInfo *ci;
+	const union MHD_ConnectionInfo *ci, *ai;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (ci == NULL || (hc = calloc(1, sizeof(*hc))) == NULL)
 			return;
 		hc->fd = ci->connect_fd;
+		if (ai != NULL && ai->client_addr != NULL)
+			memcpy(&hc->addr, ai->client_addr,
+			    ai->client_addr->sa_family == AF_INET6 ?
+			    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 		atomic_store(&hc->start_ms, util_mono_ms());
 		pthread_mutex_lock(&h->conns_lock);
-		if ((hc->next = h->conns) != NULL)
-			hc->next->prev = hc;
-		h->conns = hc;
+		conn_add(h, hc);
 		pthread_mutex_unlock(&h->conns_lock);
 		*sctx = hc;
 		return;
@@ -804,6 +852,7 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	h->hooks = p->hooks;
 	h->stopped = true;
 	h->request_timeout_ms = 1000LL * (p->request_timeout ? p->request_timeout : 10);
+	h->per_ip = p->per_ip_connections;
 	pthread_rwlock_init(&h->keys_lock, NULL);
 	pthread_mutex_init(&h->conns_lock, NULL);
 	if ((h->path = strdup(p->path)) == NULL ||
@@ -822,7 +871,6 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(h->request_timeout_ms / 1000),
 	    MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)(p->max_connections ? p->max_connections : 1024),
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)p->per_ip_connections,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
 	    p->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 	    p->listen_fd >= 0 ? (intptr_t)p->listen_fd : (intptr_t)ai->ai_addr,
