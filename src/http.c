@@ -347,13 +347,13 @@ answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
 		atomic_fetch_add(&h->accepted, 1);
 		atomic_fetch_add(&h->ignored, 1);
 		cJSON_AddTrueToObject(o, "ignored");
-		log_warnx_rl("ignored", "event %s (%s) stored but ignored: %s", ev.id, ev.type,
+		log_warnx("event %s (%s) stored but ignored: %s", ev.id, ev.type,
 		    ev.ignore_reason);
 		break;
 	default:
 		atomic_fetch_add(&h->accepted, 1);
 		if (in.decision == PAY_CONFLICT)
-			log_warnx_rl("conflict", "event %s: payment %s is already final; %s ignored",
+			log_warnx("event %s: payment %s is already final; %s ignored",
 			    ev.id, ev.pay.id, pay_status_name(ev.pay.status));
 		else if (in.decision == PAY_TRANSITION)
 			log_debug("event %s: payment %s -> %s (seq %lld)", ev.id,
