@@ -132,6 +132,9 @@ struct parse {
 	int		 read_errno;	/* set when reading failed */
 	int		 errline;	/* line of the first error, 0 = none */
 	char		 msg[512];	/* that error, without "file:line: " */
+	bool		 stop;		/* an error that ends the parse */
+	char		 all[4096];	/* every error, "file:line: msg" lines */
+	size_t		 alllen;
 	int		 seen[NKEYS];	/* line that set each key, 0 = not yet */
 };
 
@@ -147,7 +150,6 @@ static const char *find_char_or_comment(const char *, const char *);
 static char	*parse_reader(char *, int, void *);
 static int	 parse_handler(void *, const char *, const char *, const char *);
 static const struct key *key_find(const char *, const char *);
-static int	 key_sensitive(const struct key *);
 static int	 key_set(struct config *, const struct key *, const char *,
 		    char *, size_t);
 static int	 key_unset(struct config *, const struct key *, char *, size_t);
@@ -330,18 +332,29 @@ name_fmt(char *dst, size_t dstlen, const char *name, size_t len)
 	free(tmp);
 }
 
-/* Records the first error at the current line; later ones are dropped. */
+/*
+ * Records an error at the current line.  The parse goes on (so that -t
+ * reports every problem), but the file is refused at the end; an error of
+ * the reader (a line it cannot make sense of) also stops it.
+ */
 static void
 parse_error(struct parse *p, const char *fmt, ...)
 {
+	char	msg[512];
 	va_list	ap;
+	int	n;
 
-	if (p->errline != 0)
-		return;
-	p->errline = p->lineno;
 	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (p->errline == 0) {
+		p->errline = p->lineno;
+		memcpy(p->msg, msg, sizeof(msg));
+	}
+	n = snprintf(p->all + p->alllen, sizeof(p->all) - p->alllen, "%s%s:%d: %s",
+	    p->alllen > 0 ? "\n" : "", p->path, p->lineno, msg);
+	if (n > 0 && p->alllen + (size_t)n < sizeof(p->all))
+		p->alllen += (size_t)n;
 }
 
 static int
@@ -384,7 +397,7 @@ parse_reader(char *str, int num, void *stream)
 	const char	*s, *name, *end;
 	char		 q[QUOTE_MAX * 4 + 8];
 
-	if (p->errline != 0 || num < 2)
+	if (p->stop || num < 2)
 		return NULL;
 	errno = 0;
 	if ((n = getline(&p->line, &p->linecap, p->fp)) == -1) {
@@ -395,6 +408,7 @@ parse_reader(char *str, int num, void *stream)
 	p->lineno++;
 	if (memchr(p->line, '\0', (size_t)n) != NULL) {
 		parse_error(p, "line contains a NUL byte");
+		p->stop = true;
 		return NULL;
 	}
 	s = p->line;
@@ -404,6 +418,7 @@ parse_reader(char *str, int num, void *stream)
 	if (len > (size_t)num - 1) {
 		parse_error(p, "line too long (the limit is %d characters)",
 		    num - 2);
+		p->stop = true;
 		return NULL;
 	}
 
@@ -427,10 +442,12 @@ parse_reader(char *str, int num, void *stream)
 		if (*end == ']' && !section_known(name, (size_t)(end - name))) {
 			name_fmt(q, sizeof(q), name, (size_t)(end - name));
 			parse_error(p, "unknown section [%s]", q);
+			p->stop = true;
 			return NULL;
 		}
 	} else if (*find_char_or_comment(name, "=:") != '=') {
 		parse_error(p, "syntax error: expected [section] or key = value");
+		p->stop = true;
 		return NULL;
 	}
 	memcpy(str, s, len + 1);
@@ -447,14 +464,6 @@ key_find(const char *section, const char *name)
 		    strcmp(keys[i].name, name) == 0)
 			return &keys[i];
 	return NULL;
-}
-
-/* Keys whose values an error message must not repeat. */
-static int
-key_sensitive(const struct key *k)
-{
-	return strstr(k->name, "secret") != NULL ||
-	    strstr(k->name, "key") != NULL;
 }
 
 static int
@@ -487,13 +496,13 @@ parse_handler(void *user, const char *section, const char *name,
 			parse_error(p, "unknown section [%s]", q);
 		} else
 			parse_error(p, "[%s] %s: unknown key", section, q);
-		return 0;
+		return 1;
 	}
 	i = (size_t)(k - keys);
 	if (p->seen[i] != 0) {
 		parse_error(p, "[%s] %s: repeated key (first set on line %d)",
 		    k->section, k->name, p->seen[i]);
-		return 0;
+		return 1;
 	}
 	p->seen[i] = p->lineno;
 
@@ -502,16 +511,9 @@ parse_handler(void *user, const char *section, const char *name,
 		r = key_unset(p->c, k, why, sizeof(why));
 	else
 		r = key_set(p->c, k, value, why, sizeof(why));
-	if (r == -1) {
-		if (*value == '\0' || key_sensitive(k))
-			parse_error(p, "[%s] %s: %s", k->section, k->name, why);
-		else {
-			quote(q, sizeof(q), value);
-			parse_error(p, "[%s] %s: %s: %s", k->section, k->name,
-			    why, q);
-		}
-		return 0;
-	}
+	/* Never the value: an operator may have pasted a secret here. */
+	if (r == -1)
+		parse_error(p, "[%s] %s: %s", k->section, k->name, why);
 	return 1;
 }
 
@@ -857,7 +859,7 @@ parse_url(const char *v, char **out, char *why, size_t whylen)
 		return -1;
 	}
 	if (v[skip] == '\0' || v[skip] == '/') {
-		seterr(why, whylen, "no host after %.*s", (int)skip, v);
+		seterr(why, whylen, "no host after the scheme");
 		return -1;
 	}
 	for (s = (const unsigned char *)v; *s != '\0'; s++) {
@@ -954,7 +956,7 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	ret = ini_parse_stream(parse_reader, &p, parse_handler, &p);
 
 	if (p.errline != 0 && (ret <= 0 || ret >= p.errline))
-		seterr(err, errlen, "%s:%d: %s", path, p.errline, p.msg);
+		seterr(err, errlen, "%s", p.all);
 	else if (ret > 0)
 		seterr(err, errlen, "%s:%d: syntax error: expected [section] "
 		    "or key = value", path, ret);
