@@ -985,35 +985,86 @@ done:
 	return rc;
 }
 
-/* A file's directory must exist: we create files, never directories. */
-static int
-check_parent(const char *what, const char *path, char *err, size_t errlen)
+/* Appends one problem line to err (kept NUL-terminated, cut if full). */
+static void
+problem(char *err, size_t errlen, int *n, const char *fmt, ...)
 {
-	char *copy, *dir;
-	struct stat st;
-	int rc = 0;
+	size_t	len = strlen(err);
+	va_list	ap;
 
-	if (path == NULL)
-		return 0;
-	if ((copy = strdup(path)) == NULL) {
-		seterr(err, errlen, "out of memory");
-		return -1;
+	if (len + 2 < errlen) {
+		if (len > 0)
+			err[len++] = '\n';
+		va_start(ap, fmt);
+		vsnprintf(err + len, errlen - len, fmt, ap);
+		va_end(ap);
 	}
-	dir = dirname(copy);
-	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s %s: directory %s does not exist", what, path, dir);
-		rc = -1;
-	}
+	(*n)++;
+}
+
+/* What is wrong with path for a file we create (its directory), or NULL. */
+static const char *
+parent_problem(const char *path)
+{
+	char *copy;
+	struct stat st;
+	bool ok;
+
+	if ((copy = strdup(path)) == NULL)
+		return "out of memory";
+	ok = stat(dirname(copy), &st) == 0 && S_ISDIR(st.st_mode);
 	free(copy);
-	return rc;
+	return ok ? NULL : "its directory does not exist";
+}
+
+/* What is wrong with path for a file we read (exec: run), or NULL. */
+static const char *
+file_problem(const char *path, bool exec)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return errno == ENOENT || errno == ENOTDIR ? "no such file" :
+		    strerror(errno);
+	if (S_ISDIR(st.st_mode))
+		return "is a directory";
+	if (exec && !S_ISREG(st.st_mode))
+		return "not a regular file";
+	if (access(path, exec ? X_OK : R_OK) == -1)
+		return exec ? "not executable by this user" : "not readable by this user";
+	return NULL;
 }
 
 int
-config_check_dirs(const struct config *c, char *err, size_t errlen)
+config_check(const struct config *c, char *err, size_t errlen, unsigned *bad)
 {
-	if (check_parent("database", c->database, err, errlen) == -1 ||
-	    check_parent("event log", c->event_log, err, errlen) == -1 ||
-	    check_parent("control socket", c->control_socket, err, errlen) == -1)
-		return -1;
-	return 0;
+	const struct {
+		const char	*sec, *key, *path;
+		int		 how;		/* 0 created, 1 read, 2 run */
+		unsigned	 bit;
+	} files[] = {
+		{ "storage", "database", c->database, 0, 0 },
+		{ "storage", "event_log", c->event_log, 0, 0 },
+		{ "control", "socket", c->control_socket, 0, 0 },
+		{ "webhook", "secret_file", c->secret_file, 1, CONFIG_BAD_SECRET_FILE },
+		{ "reconciler", "api_key_file", c->api_key_file, 1, CONFIG_BAD_API_KEY_FILE },
+		{ "forward", "hook", c->hook, 2, 0 },
+	};
+	const char *why;
+	int n = 0;
+
+	*bad = 0;
+	if (errlen > 0)
+		err[0] = '\0';
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path == NULL)
+			continue;
+		why = files[i].how == 0 ? parent_problem(files[i].path) :
+		    file_problem(files[i].path, files[i].how == 2);
+		if (why == NULL)
+			continue;
+		problem(err, errlen, &n, "[%s] %s: %s", files[i].sec, files[i].key, why);
+		*bad |= files[i].bit;
+	}
+	return n;
 }

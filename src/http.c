@@ -49,6 +49,13 @@
  */
 #define HTTP_THREADS	2
 
+/*
+ * libmicrohttpd's own timeout: idle time, restarted by every byte.  It ends
+ * idle keep-alive connections (config/nginx.conf keeps its upstream ones
+ * for less); the whole-request deadline (request_timeout) is ours.
+ */
+#define IDLE_TIMEOUT_S	30	/* MHD_OPTION_CONNECTION_TIMEOUT's below */
+
 struct http {
 	char			*path;		/* the webhook path */
 	size_t			 max_body;
@@ -90,6 +97,7 @@ struct hconn {
 	_Atomic int64_t	 start_ms;	/* its current request's first byte (or
 					   the end of the previous one) */
 	atomic_bool	 whole;		/* that request has arrived whole */
+	atomic_bool	 idle;		/* between requests (keep-alive) */
 	bool		 cut;		/* shut down by the sweeper */
 };
 
@@ -575,9 +583,13 @@ completed(void *cls, struct MHD_Connection *c, void **ctx,
 	struct hconn *hc = conn_of(c);
 
 	(void)toe;
-	/* The next request's clock starts now: idle keep-alive time counts. */
+	/*
+	 * Keep-alive: the next request may start up to IDLE_TIMEOUT_S from
+	 * now; its own clock starts with its request line (uri_seen).
+	 */
 	if (hc != NULL) {
 		atomic_store(&hc->start_ms, util_mono_ms());
+		atomic_store(&hc->idle, true);
 		atomic_store(&hc->whole, false);
 	}
 	if (r == NULL)
@@ -631,6 +643,26 @@ conn_add(struct http *h, struct hconn *hc)
 		log_warnx_rl("per_ip_connections", "http: %s has %u connections "
 		    "open already: refusing another", addr, same);
 	}
+}
+
+/*
+ * A request line has arrived.  On a keep-alive connection this is the
+ * nearest we get to the first byte of its next request.  (On a new
+ * connection the clock runs from the accept.)  Returns the request's
+ * initial context: none, handler() makes it.
+ */
+static void *
+uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct hconn *hc = conn_of(c);
+
+	(void)cls;
+	(void)uri;
+	if (hc != NULL && atomic_load(&hc->idle)) {
+		atomic_store(&hc->start_ms, util_mono_ms());
+		atomic_store(&hc->idle, false);
+	}
+	return NULL;
 }
 
 /* A connection opens or closes: keep the sweeper's list. */
@@ -693,7 +725,8 @@ sweeper_main(void *arg)
 		pthread_mutex_lock(&h->conns_lock);
 		for (struct hconn *hc = h->conns; hc != NULL; hc = hc->next) {
 			if (hc->cut || atomic_load(&hc->whole) ||
-			    now - atomic_load(&hc->start_ms) < h->request_timeout_ms)
+			    now - atomic_load(&hc->start_ms) < h->request_timeout_ms +
+			    (atomic_load(&hc->idle) ? IDLE_TIMEOUT_S * 1000 : 0))
 				continue;
 			hc->cut = true;
 			late++;
@@ -868,7 +901,8 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, h,
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, h,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(h->request_timeout_ms / 1000),
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_seen, h,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 	    MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)(p->max_connections ? p->max_connections : 1024),
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,

@@ -95,6 +95,12 @@ log_warnx(const char *fmt, ...)
 }
 
 void
+log_errx(const char *fmt, ...)
+{
+	LOG_BODY(3, "error", NULL);
+}
+
+void
 log_crit(const char *fmt, ...)
 {
 	LOG_BODY(2, "critical", NULL);

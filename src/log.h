@@ -17,6 +17,7 @@ void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* adds 
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_errx(const char *, ...) __attribute__((format(printf, 1, 2)));	/* as fatalx, no exit */
 void	log_crit(const char *, ...) __attribute__((format(printf, 1, 2)));	/* loud, no strerror */
 /*
  * A warning that a peer can cause (a refused request, a failed commit):

@@ -339,3 +339,87 @@ def test_never_reading_backlog_subscribers_get_lagging(make_daemon):
     for c in subs:
         c.close()
     assert d.ctl({"cmd": "ping"})["ok"] is True
+
+
+# ---------------------------------------------------------------------------
+# Configuration errors (SPEC §6)
+
+from conftest import run_webhookd, write_conf  # noqa: E402
+
+
+def _conf(tmp_path, **over):
+    sf = tmp_path / "webhook-secret"
+    sf.write_text("whsec_test_secret_0123456789\n")
+    s = {"http": {"listen": "127.0.0.1:1"},
+         "webhook": {"secret_file": str(sf)},
+         "storage": {"database": str(tmp_path / "v.db"), "event_log": str(tmp_path / "e.log")},
+         "control": {"socket": str(tmp_path / "c.sock")}}
+    for sec, kv in over.items():
+        s.setdefault(sec, {}).update(kv)
+    path = str(tmp_path / "c.conf")
+    write_conf(path, s)
+    return path
+
+
+SECRET_LIKE = "whsec_PASTEDxSECRETx0123456789"
+
+
+@pytest.mark.parametrize("sec,key", [("webhook", "secret_file"),
+                                     ("reconciler", "api_key_file"),
+                                     ("webhook", "tolerance"),
+                                     ("http", "max_body")])
+def test_config_errors_never_echo_the_value(tmp_path, sec, key):
+    path = _conf(tmp_path, **{sec: {key: SECRET_LIKE}})
+    for args in (("-c", path), ("-t", "-c", path)):
+        r = run_webhookd(*args)
+        assert r.returncode == 78, r.stderr
+        assert "[%s] %s" % (sec, key) in r.stderr, r.stderr
+        assert "PASTED" not in r.stderr + r.stdout, r.stderr
+
+
+def test_check_config_checks_the_hook(tmp_path):
+    path = _conf(tmp_path, forward={"hook": str(tmp_path / "no-hook")})
+    r = run_webhookd("-t", "-c", path)
+    assert r.returncode == 78 and "[forward] hook: no such file" in r.stderr, r.stderr
+    r = run_webhookd("-c", path)          # a real start: 78 too, not 1
+    assert r.returncode == 78 and "[forward] hook: no such file" in r.stderr, r.stderr
+    hook = tmp_path / "hook"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o644)
+    path = _conf(tmp_path, forward={"hook": str(hook)})
+    r = run_webhookd("-t", "-c", path)
+    assert r.returncode == 78 and "[forward] hook: not executable" in r.stderr, r.stderr
+    hook.chmod(0o755)
+    assert run_webhookd("-t", "-c", path).returncode == 0
+
+
+def test_check_config_reports_every_problem(tmp_path):
+    path = _conf(tmp_path, webhook={"tolerance": "forever"}, http={"max_body": "big"})
+    r = run_webhookd("-t", "-c", path)
+    assert r.returncode == 78
+    assert "tolerance" in r.stderr and "max_body" in r.stderr, r.stderr
+    path = _conf(tmp_path, forward={"hook": str(tmp_path / "nohook")},
+                 webhook={"secret_file": str(tmp_path / "nosecret")},
+                 storage={"database": str(tmp_path / "no" / "dir" / "v.db")})
+    r = run_webhookd("-t", "-c", path)
+    assert r.returncode == 78
+    for want in ("[forward] hook: no such file", "[webhook] secret_file: no such file",
+                 "[storage] database: its directory does not exist"):
+        assert want in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 3
+
+
+def test_keepalive_idle_is_not_request_time(make_daemon):
+    """An idle keep-alive connection (nginx's upstream pool) is not a slow
+    request: it is reused after more than request_timeout."""
+    import http.client
+    d = make_daemon(conf={"http": {"request_timeout": "1"}})
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+    c.request("GET", "/healthz")
+    r = c.getresponse()
+    r.read()
+    assert r.status == 200 and r.getheader("connection", "").lower() != "close"
+    time.sleep(2.5)
+    c.request("GET", "/healthz")
+    assert c.getresponse().status == 200
+    c.close()
