@@ -415,13 +415,14 @@ def test_keepalive_idle_is_not_request_time(make_daemon):
     import http.client
     d = make_daemon(conf={"http": {"request_timeout": "1"}})
     c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+    socks = []
     for _ in range(2):
         body = json.dumps(make_event()).encode()
         c.request("POST", "/webhooks/vinr", body, d.signed_headers(body))
         r = c.getresponse()
         r.read()
         assert r.status == 200 and r.getheader("connection", "").lower() != "close"
-        sock = c.sock
+        socks.append(c.sock)
         time.sleep(2.5)
-    assert c.sock is sock            # the same connection, reused
+    assert socks[0] is socks[1]      # the same connection, reused
     c.close()
