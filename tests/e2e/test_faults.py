@@ -50,3 +50,85 @@ def test_execve_failure_reported_truthfully(make_daemon, tmp_path):
     assert d.post_event(make_event("completed"))[0] == 200
     log = d.wait_log("cannot run %s: No such file or directory" % hook)
     assert "not executable?" not in log
+
+
+# ---------------------------------------------------------------------------
+# I/O faults injected under SQLite and the sinks (tests/e2e/shim/faultshim.c)
+
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHIM_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim", "faultshim.c")
+
+
+@pytest.fixture(scope="session")
+def faultshim(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("shim") / "faultshim.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out, SHIM_SRC, "-ldl"], check=True)
+    return out
+
+
+def shim_env(shim, on, ops, paths, errno_=5):
+    return {"LD_PRELOAD": shim, "FAULT_ON": str(on), "FAULT_OPS": ops,
+            "FAULT_PATHS": paths, "FAULT_ERRNO": str(errno_)}
+
+
+def health(d):
+    st, _, body = d.request("GET", "/healthz")
+    return st, json.loads(body)
+
+
+def test_healthz_warns_while_the_event_log_cannot_be_flushed(make_daemon, tmp_path, faultshim):
+    """/healthz said ok, with no warning, while the event log could not be
+    written durably (its fdatasync failing): the lines were written again and
+    again and the sink never counted as failing."""
+    on = tmp_path / "fault-on"
+    d = make_daemon(env=shim_env(faultshim, on, "fdatasync", "events.log"))
+    on.write_text("")
+    assert d.post_event(make_event("completed"))[0] == 200
+    wait_for(lambda: "sink_failing:eventlog" in health(d)[1].get("warnings", []),
+             what="the eventlog warning")
+    st, body = health(d)
+    assert st == 200 and body["status"] == "ok"     # ingest still works
+    assert d.post_event(make_event("completed"))[0] == 200
+    on.unlink()
+    wait_for(lambda: "sink_failing:eventlog" not in health(d)[1].get("warnings", []),
+             timeout=20, what="the warning to clear")
+    seqs = sorted({line["seq"] for line in d.event_log_lines()})
+    assert seqs == [1, 2]
+
+
+def test_sqlite_io_error_gives_503_and_loses_nothing(make_daemon, tmp_path, faultshim):
+    """fsync failing under SQLite: 503, never a false 200; once it heals,
+    every event answered 200 is there and the refused ones are not
+    duplicates when retried."""
+    on = tmp_path / "fault-on"
+    d = make_daemon(env=shim_env(faultshim, on, "fsync,fdatasync", "vinr.db,vinr.db-wal"))
+    acked, refused = [], []
+    for _ in range(5):
+        ev = make_event("completed")
+        assert d.post_event(ev)[0] == 200
+        acked.append(ev)
+    on.write_text("")
+    for _ in range(5):
+        ev = make_event("completed")
+        st, body = d.post_event(ev)
+        assert st == 503 and body == {"error": "storage_unavailable"}, (st, body)
+        refused.append(ev)
+    on.unlink()
+    deadline = time.time() + 20
+    for ev in refused:
+        while True:
+            st, body = d.post_event(ev)
+            if st == 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert st == 200 and body["duplicate"] is False, (st, body)
+        acked.append(ev)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    ids = {r[0] for r in d.query("SELECT id FROM events")}
+    assert {ev["id"] for ev in acked} <= ids
+    seqs = [r[0] for r in d.query("SELECT seq FROM outcomes ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) == len(acked)
