@@ -37,6 +37,7 @@
 #include "control.h"
 #include "control_block.h"
 #include "control_int.h"
+#include "control_line.h"
 #include "jsonnum.h"
 #include "log.h"
 #include "payment.h"
@@ -534,57 +535,23 @@ begin_request(struct client *cl, const cJSON *req, const char *line, size_t len)
 	cJSON_Delete(raw);
 }
 
-/*
- * A string escape "\u0000" anywhere in the line: cJSON would end the string
- * there ("a\u0000b" read as "a"), so such a request is refused whole.
- * Walks the strings of the line, skipping other escapes ("\\u0000" is a
- * backslash and text).
- */
-static bool
-has_nul_escape(const char *s, size_t len)
-{
-	bool in_str = false;
-
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"')
-			in_str = !in_str;
-		else if (in_str && s[i] == '\\' && i + 1 < len) {
-			if (s[i + 1] == 'u' && i + 5 < len && strncmp(s + i + 2, "0000", 4) == 0)
-				return true;
-			i++;
-		}
-	}
-	return false;
-}
-
 /* One request line (without its '\n'). */
 static void
 handle_line(struct control *ctl, struct client *cl, const char *line, size_t len)
 {
-	const char *end = NULL;
+	const char *why;
 	const cJSON *cmd;
 	cJSON *req;
 	size_t i;
 
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
-	    line[len - 1] == '\t'))
-		len--;
-	if (len == 0)
+	switch (control_line_parse(line, len, &req, &why)) {
+	case CONTROL_LINE_BLANK:
 		return;		/* a blank line asks nothing */
-	if (!util_utf8_valid(line, len) || has_nul_escape(line, len)) {
-		control_block_error(cl->rq, "bad_request", "a request is UTF-8 JSON "
-		    "without NUL characters");
+	case CONTROL_LINE_BAD:
+		control_block_error(cl->rq, "bad_request", "%s", why);
 		return;
-	}
-	req = cJSON_ParseWithLengthOpts(line, len, &end, false);
-	if (req != NULL)
-		while (end < line + len && (*end == ' ' || *end == '\t' || *end == '\r'))
-			end++;
-	if (req == NULL || end != line + len || !cJSON_IsObject(req)) {
-		cJSON_Delete(req);
-		control_block_error(cl->rq, "bad_request",
-		    "a request is one JSON object per line");
-		return;
+	case CONTROL_LINE_OK:
+		break;
 	}
 	begin_request(cl, req, line, len);
 	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
@@ -598,7 +565,6 @@ handle_line(struct control *ctl, struct client *cl, const char *line, size_t len
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0])) {
 		char name[64];
-
 		size_t n;
 
 		/* Quote at most a bit of it back: it is the client's text, cut

@@ -546,6 +546,12 @@ store_sqlite_prune(struct store_conn *c, const char *cutoff, int64_t delivered,
 	return changed;
 }
 
+static void
+store_sqlite_set_lock_wait(struct store_conn *c, int ms)
+{
+	sqlite3_busy_timeout(c->db, ms < 1 ? 1 : ms > BUSY_TIMEOUT_MS ? BUSY_TIMEOUT_MS : ms);
+}
+
 static int
 store_sqlite_begin(struct store_conn *c)
 {
@@ -711,4 +717,5 @@ const struct store_engine store_sqlite_engine = {
 	.rc_set = store_sqlite_rc_set,
 	.prune = store_sqlite_prune,
 	.probe = store_sqlite_probe,
+	.set_lock_wait = store_sqlite_set_lock_wait,
 };
