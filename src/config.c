@@ -1002,6 +1002,17 @@ problem(char *err, size_t errlen, int *n, const char *fmt, ...)
 	(*n)++;
 }
 
+void
+config_problem(char *err, size_t errlen, int *n, const char *key, const char *path,
+    const char *msg)
+{
+	size_t pl = path != NULL ? strlen(path) : 0;
+
+	if (pl > 0 && strncmp(msg, path, pl) == 0 && strncmp(msg + pl, ": ", 2) == 0)
+		msg += pl + 2;
+	problem(err, errlen, n, "%s: %s", key, msg);
+}
+
 /* What is wrong with path for a file we create (its directory), or NULL. */
 static const char *
 parent_problem(const char *path)

@@ -89,6 +89,13 @@ int	config_load(struct config *c, const char *path, char *err, size_t errlen);
 #define CONFIG_BAD_SECRET_FILE	0x1
 #define CONFIG_BAD_API_KEY_FILE	0x2
 int	config_check(const struct config *, char *err, size_t errlen, unsigned *bad);
+/*
+ * Appends "KEY: MSG" as one more problem line to err and counts it in *n;
+ * a leading "PATH: " of msg is left out (the value of a key, which may be a
+ * secret pasted there by mistake).  path may be NULL.
+ */
+void	config_problem(char *err, size_t errlen, int *n, const char *key,
+	    const char *path, const char *msg);
 
 /* Frees what the struct owns; the struct itself is the caller's.  NULL ok. */
 void	config_release(struct config *);

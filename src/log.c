@@ -130,6 +130,17 @@ fatal(int code, const char *fmt, ...)
 }
 
 void
+fatalx_lines(int code, const char *what, char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_errx("configuration %s: %s", what, line);
+	exit(code);
+}
+
+void
 fatalx(int code, const char *fmt, ...)
 {
 	LOG_BODY(3, "error", NULL);

@@ -34,5 +34,8 @@ void	log_rl_set_window(int64_t ms);
 /* Startup only: log and exit(code). */
 void	fatal(int code, const char *, ...) __attribute__((format(printf, 2, 3), noreturn));
 void	fatalx(int code, const char *, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* Startup only: logs "configuration WHAT: LINE" for each line of text (it
+ * is cut up in place), then exit(code). */
+void	fatalx_lines(int code, const char *what, char *text) __attribute__((noreturn));
 
 #endif

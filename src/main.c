@@ -111,36 +111,8 @@ parse_args(struct daemon *d, int argc, char *argv[])
 	log_init(debug);
 }
 
-/* Logs every line of err (one problem each), then exits 78. */
-static void __attribute__((noreturn))
-config_fail(const char *file, char *err)
-{
-	char *line, *save = NULL;
-
-	for (line = strtok_r(err, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
-		log_errx("configuration %s: %s", file, line);
-	exit(EXIT_CONFIG);
-}
-
-/* Adds a problem of a secret file; its message without the path (the
- * value of a key, which may be a secret pasted there by mistake). */
-static void
-add_secret_problem(char *err, size_t errlen, const char *key, const char *path,
-    const char *msg)
-{
-	size_t len = strlen(err), pl = path != NULL ? strlen(path) : 0;
-
-	if (pl > 0 && strncmp(msg, path, pl) == 0 && strncmp(msg + pl, ": ", 2) == 0)
-		msg += pl + 2;
-	snprintf(err + len, errlen - len, "%s%s: %s", len > 0 ? "\n" : "", key, msg);
-}
-
-/*
- * Everything a start needs before it binds anything: the configuration, the
- * secrets, api_base, every named file (the hook included).  Reports every
- * problem, then exits 78 if there was one; -t runs exactly this.
- */
+/* All a start checks before it binds anything (-t is this): every problem
+ * of the file, its named files (the hook too) and secrets, then exit 78. */
 static void
 configure(struct daemon *d)
 {
@@ -151,27 +123,21 @@ configure(struct daemon *d)
 
 	config_defaults(&d->cfg);
 	if (config_load(&d->cfg, d->file, err, sizeof(err)) == -1)
-		config_fail(d->file, err);
+		fatalx_lines(EXIT_CONFIG, d->file, err);
 	n = config_check(&d->cfg, err, sizeof(err), &bad);
 	if (!(bad & CONFIG_BAD_SECRET_FILE) && secrets_webhook_keys(d->cfg.secret_file,
-	    d->cfg.scheme, &d->keys, &d->nkeys, one, sizeof(one)) == -1) {
-		add_secret_problem(err, sizeof(err), "[webhook] secret_file",
+	    d->cfg.scheme, &d->keys, &d->nkeys, one, sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[webhook] secret_file",
 		    d->cfg.secret_file, one);
-		n++;
-	}
 	if (!(bad & CONFIG_BAD_API_KEY_FILE) && secrets_api_key(d->cfg.api_key_file,
-	    &d->api_key, &src, one, sizeof(one)) == -1) {
-		add_secret_problem(err, sizeof(err), "[reconciler] api_key_file",
+	    &d->api_key, &src, one, sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[reconciler] api_key_file",
 		    d->cfg.api_key_file, one);
-		n++;
-	}
 	if (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, one,
-	    sizeof(one)) == -1) {
-		add_secret_problem(err, sizeof(err), "[reconciler] api_base", NULL, one);
-		n++;
-	}
+	    sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[reconciler] api_base", NULL, one);
 	if (n > 0)
-		config_fail(d->file, err);
+		fatalx_lines(EXIT_CONFIG, d->file, err);
 	log_debug("%zu webhook secret(s); API key from %s", d->nkeys, src);
 }
 
@@ -215,9 +181,8 @@ start_http(struct daemon *d, int listen_fd, char *err, size_t errlen)
 	struct http_params p = { .listen = c->listen, .host = c->listen_host,
 	    .port = c->listen_port, .listen_fd = listen_fd, .path = c->http_path,
 	    .max_body = c->max_body, .max_connections = (unsigned)c->max_connections,
-	    .per_ip_connections = (unsigned)c->per_ip_connections,
-	    .request_timeout = (unsigned)c->request_timeout,
-	    .scheme = c->scheme, .tolerance = c->tolerance,
+	    .per_ip_connections = (unsigned)c->per_ip_connections, .scheme = c->scheme,
+	    .request_timeout = (unsigned)c->request_timeout, .tolerance = c->tolerance,
 	    .keys = d->keys, .nkeys = d->nkeys, .store = d->store,
 	    .hooks = { stats_health, stats_metrics, &d->src } };
 
