@@ -134,17 +134,36 @@ def test_slow_request_closed_after_request_timeout_from_first_byte(make_daemon):
     assert closed is not None and closed < 4, closed
 
 
+def _alive(s):
+    """The server has not closed s (nothing to read yet)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.settimeout(5)
+
+
 def test_per_ip_connections(make_daemon):
     d = make_daemon(conf={"http": {"per_ip_connections": "3"}})
-    socks = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(3)]
-    for s in socks:
+    time.sleep(0.5)     # wait_ready's own connection is gone
+    socks = []
+    deadline = time.time() + 10
+    while len(socks) < 3:
+        assert time.time() < deadline
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
         s.sendall(b"GET /healthz HTTP/1.1\r\n")
-    time.sleep(1)       # all three accepted, even on a busy machine
+        socks.append(s)
+        time.sleep(0.3)
+        socks = [x for x in socks if _alive(x)]
     extra = socket.create_connection(("127.0.0.1", d.port), timeout=5)
     extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _read_all(extra, 3) == b""  # closed without an answer
     extra.close()
-    assert "has 3 connections open already" in d.log()
+    d.wait_log("has 3 connections open already", timeout=5)
     for s in socks:
         s.close()
     time.sleep(0.3)
