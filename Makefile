@@ -29,7 +29,10 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS = $(wildcard tests/bench/*.c)
 BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/%)
 
-FUZZ_REPLAY = $(BUILD)/tests/fuzz_webhook
+# The fuzz targets (tests/fuzz/fuzz_NAME.c, corpus tests/fuzz/corpus_NAME;
+# the webhook's is tests/fuzz/corpus), built as corpus replayers.
+FUZZ_NAMES = webhook control ini
+FUZZ_REPLAY = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%)
 PROGS	 = $(BUILD)/vinr-webhookd
 ifneq ($(wildcard src/vinrctl.c),)
 PROGS	+= $(BUILD)/vinrctl
@@ -81,7 +84,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvinr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS) -lcmocka
 
-$(FUZZ_REPLAY): tests/fuzz/fuzz_webhook.c $(BUILD)/libvinr.a
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_replay.h $(BUILD)/libvinr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS)
 
@@ -101,7 +104,8 @@ test: deps
 
 unit: $(UNIT_BINS) $(FUZZ_REPLAY)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
-	$(FUZZ_REPLAY) tests/fuzz/corpus/*
+	@set -e; for n in $(FUZZ_NAMES); do d=tests/fuzz/corpus_$$n; \
+	    [ $$n = webhook ] && d=tests/fuzz/corpus; $(BUILD)/tests/fuzz_$$n $$d/*; done
 
 # libFuzzer (clang) on the pure cores for FUZZ_SECONDS; new inputs that find
 # new paths are added to tests/fuzz/corpus, which `make test` replays.
@@ -113,7 +117,17 @@ fuzz: deps
 	    -fsanitize=fuzzer,address,undefined -o build/fuzz/fuzz_webhook \
 	    tests/fuzz/fuzz_webhook.c src/signature.c src/event.c src/payment.c src/jsonnum.c \
 	    $$(pkg-config --libs libcjson openssl)
+	clang -std=c11 -D_GNU_SOURCE -DFUZZING -g -O1 -Isrc $$(pkg-config --cflags libcjson) \
+	    -fsanitize=fuzzer,address,undefined -o build/fuzz/fuzz_control \
+	    tests/fuzz/fuzz_control.c src/control_line.c src/util.c src/jsonnum.c \
+	    $$(pkg-config --libs libcjson)
+	clang -std=c11 -D_GNU_SOURCE -DFUZZING -g -O1 -Isrc \
+	    -fsanitize=fuzzer,address,undefined -o build/fuzz/fuzz_ini \
+	    tests/fuzz/fuzz_ini.c src/config.c $$(pkg-config --libs inih)
 	build/fuzz/fuzz_webhook -max_total_time=$(FUZZ_SECONDS) -max_len=8192 tests/fuzz/corpus
+	build/fuzz/fuzz_control -max_total_time=$(FUZZ_SECONDS) -max_len=8192 tests/fuzz/corpus_control
+	build/fuzz/fuzz_ini -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=tests/fuzz/ini.dict \
+	    tests/fuzz/corpus_ini
 
 e2e: $(PROGS)
 	VINR_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)

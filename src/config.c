@@ -77,6 +77,9 @@ static const struct key keys[] = {
 	{ "http",	"listen",	K_LISTEN,	OFF(listen),		0, 0 },
 	{ "http",	"path",		K_HTTP_PATH,	OFF(http_path),		0, 0 },
 	{ "http",	"max_body",	K_SIZE,		OFF(max_body),		1, MAX_BODY_LIMIT },
+	{ "http",	"max_connections", K_INT,	OFF(max_connections),	1, 65536 },
+	{ "http",	"per_ip_connections", K_INT,	OFF(per_ip_connections), 0, 65536 },
+	{ "http",	"request_timeout", K_INT,	OFF(request_timeout),	1, 3600 },
 	{ "webhook",	"scheme",	K_SCHEME,	OFF(scheme),		0, 0 },
 	{ "webhook",	"secret_file",	K_STRING,	OFF(secret_file),	0, 0 },
 	{ "webhook",	"public_key_file", K_STRING,	OFF(public_key_file),	0, 0 },
@@ -93,6 +96,7 @@ static const struct key keys[] = {
 	{ "forward",	"events",	K_EVENTS,	OFF(events),		0, 0 },
 	{ "control",	"socket",	K_STRING,	OFF(control_socket),	0, 0 },
 	{ "control",	"mode",		K_MODE,		OFF(control_mode),	0, 0 },
+	{ "control",	"idle_timeout",	K_INT,		OFF(control_idle_timeout), 1, 86400 },
 	{ "reconciler",	"api_base",	K_URL,		OFF(api_base),		0, 0 },
 	{ "reconciler",	"api_key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
 	{ "reconciler",	"interval",	K_INT,		OFF(interval),		1, TEN_YEARS },
@@ -129,6 +133,9 @@ struct parse {
 	int		 read_errno;	/* set when reading failed */
 	int		 errline;	/* line of the first error, 0 = none */
 	char		 msg[512];	/* that error, without "file:line: " */
+	bool		 stop;		/* an error that ends the parse */
+	char		 all[4096];	/* every error, "file:line: msg" lines */
+	size_t		 alllen;
 	int		 seen[NKEYS];	/* line that set each key, 0 = not yet */
 };
 
@@ -144,7 +151,6 @@ static const char *find_char_or_comment(const char *, const char *);
 static char	*parse_reader(char *, int, void *);
 static int	 parse_handler(void *, const char *, const char *, const char *);
 static const struct key *key_find(const char *, const char *);
-static int	 key_sensitive(const struct key *);
 static int	 key_set(struct config *, const struct key *, const char *,
 		    char *, size_t);
 static int	 key_unset(struct config *, const struct key *, char *, size_t);
@@ -193,6 +199,9 @@ defaults_scalars(struct config *c)
 {
 	c->listen_port = 8787;
 	c->max_body = 262144;
+	c->max_connections = 1024;
+	c->request_timeout = 10;
+	c->control_idle_timeout = 60;
 	c->scheme = SIG_SCHEME_VINR;
 	c->tolerance = 300;
 	c->synchronous = 2;
@@ -324,18 +333,29 @@ name_fmt(char *dst, size_t dstlen, const char *name, size_t len)
 	free(tmp);
 }
 
-/* Records the first error at the current line; later ones are dropped. */
+/*
+ * Records an error at the current line.  The parse goes on (so that -t
+ * reports every problem), but the file is refused at the end; an error of
+ * the reader (a line it cannot make sense of) also stops it.
+ */
 static void
 parse_error(struct parse *p, const char *fmt, ...)
 {
+	char	msg[512];
 	va_list	ap;
+	int	n;
 
-	if (p->errline != 0)
-		return;
-	p->errline = p->lineno;
 	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (p->errline == 0) {
+		p->errline = p->lineno;
+		memcpy(p->msg, msg, sizeof(msg));
+	}
+	n = snprintf(p->all + p->alllen, sizeof(p->all) - p->alllen, "%s%s:%d: %s",
+	    p->alllen > 0 ? "\n" : "", p->path, p->lineno, msg);
+	if (n > 0 && p->alllen + (size_t)n < sizeof(p->all))
+		p->alllen += (size_t)n;
 }
 
 static int
@@ -378,7 +398,7 @@ parse_reader(char *str, int num, void *stream)
 	const char	*s, *name, *end;
 	char		 q[QUOTE_MAX * 4 + 8];
 
-	if (p->errline != 0 || num < 2)
+	if (p->stop || num < 2)
 		return NULL;
 	errno = 0;
 	if ((n = getline(&p->line, &p->linecap, p->fp)) == -1) {
@@ -389,6 +409,7 @@ parse_reader(char *str, int num, void *stream)
 	p->lineno++;
 	if (memchr(p->line, '\0', (size_t)n) != NULL) {
 		parse_error(p, "line contains a NUL byte");
+		p->stop = true;
 		return NULL;
 	}
 	s = p->line;
@@ -398,6 +419,7 @@ parse_reader(char *str, int num, void *stream)
 	if (len > (size_t)num - 1) {
 		parse_error(p, "line too long (the limit is %d characters)",
 		    num - 2);
+		p->stop = true;
 		return NULL;
 	}
 
@@ -421,10 +443,12 @@ parse_reader(char *str, int num, void *stream)
 		if (*end == ']' && !section_known(name, (size_t)(end - name))) {
 			name_fmt(q, sizeof(q), name, (size_t)(end - name));
 			parse_error(p, "unknown section [%s]", q);
+			p->stop = true;
 			return NULL;
 		}
 	} else if (*find_char_or_comment(name, "=:") != '=') {
 		parse_error(p, "syntax error: expected [section] or key = value");
+		p->stop = true;
 		return NULL;
 	}
 	memcpy(str, s, len + 1);
@@ -441,14 +465,6 @@ key_find(const char *section, const char *name)
 		    strcmp(keys[i].name, name) == 0)
 			return &keys[i];
 	return NULL;
-}
-
-/* Keys whose values an error message must not repeat. */
-static int
-key_sensitive(const struct key *k)
-{
-	return strstr(k->name, "secret") != NULL ||
-	    strstr(k->name, "key") != NULL;
 }
 
 static int
@@ -481,13 +497,13 @@ parse_handler(void *user, const char *section, const char *name,
 			parse_error(p, "unknown section [%s]", q);
 		} else
 			parse_error(p, "[%s] %s: unknown key", section, q);
-		return 0;
+		return 1;
 	}
 	i = (size_t)(k - keys);
 	if (p->seen[i] != 0) {
 		parse_error(p, "[%s] %s: repeated key (first set on line %d)",
 		    k->section, k->name, p->seen[i]);
-		return 0;
+		return 1;
 	}
 	p->seen[i] = p->lineno;
 
@@ -496,16 +512,9 @@ parse_handler(void *user, const char *section, const char *name,
 		r = key_unset(p->c, k, why, sizeof(why));
 	else
 		r = key_set(p->c, k, value, why, sizeof(why));
-	if (r == -1) {
-		if (*value == '\0' || key_sensitive(k))
-			parse_error(p, "[%s] %s: %s", k->section, k->name, why);
-		else {
-			quote(q, sizeof(q), value);
-			parse_error(p, "[%s] %s: %s: %s", k->section, k->name,
-			    why, q);
-		}
-		return 0;
-	}
+	/* Never the value: an operator may have pasted a secret here. */
+	if (r == -1)
+		parse_error(p, "[%s] %s: %s", k->section, k->name, why);
 	return 1;
 }
 
@@ -851,7 +860,7 @@ parse_url(const char *v, char **out, char *why, size_t whylen)
 		return -1;
 	}
 	if (v[skip] == '\0' || v[skip] == '/') {
-		seterr(why, whylen, "no host after %.*s", (int)skip, v);
+		seterr(why, whylen, "no host after the scheme");
 		return -1;
 	}
 	for (s = (const unsigned char *)v; *s != '\0'; s++) {
@@ -948,7 +957,7 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	ret = ini_parse_stream(parse_reader, &p, parse_handler, &p);
 
 	if (p.errline != 0 && (ret <= 0 || ret >= p.errline))
-		seterr(err, errlen, "%s:%d: %s", path, p.errline, p.msg);
+		seterr(err, errlen, "%s", p.all);
 	else if (ret > 0)
 		seterr(err, errlen, "%s:%d: syntax error: expected [section] "
 		    "or key = value", path, ret);
@@ -981,35 +990,97 @@ done:
 	return rc;
 }
 
-/* A file's directory must exist: we create files, never directories. */
-static int
-check_parent(const char *what, const char *path, char *err, size_t errlen)
+/* Appends one problem line to err (kept NUL-terminated, cut if full). */
+static void
+problem(char *err, size_t errlen, int *n, const char *fmt, ...)
 {
-	char *copy, *dir;
-	struct stat st;
-	int rc = 0;
+	size_t	len = strlen(err);
+	va_list	ap;
 
-	if (path == NULL)
-		return 0;
-	if ((copy = strdup(path)) == NULL) {
-		seterr(err, errlen, "out of memory");
-		return -1;
+	if (len + 2 < errlen) {
+		if (len > 0)
+			err[len++] = '\n';
+		va_start(ap, fmt);
+		vsnprintf(err + len, errlen - len, fmt, ap);
+		va_end(ap);
 	}
-	dir = dirname(copy);
-	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s %s: directory %s does not exist", what, path, dir);
-		rc = -1;
-	}
+	(*n)++;
+}
+
+void
+config_problem(char *err, size_t errlen, int *n, const char *key, const char *path,
+    const char *msg)
+{
+	size_t pl = path != NULL ? strlen(path) : 0;
+
+	if (pl > 0 && strncmp(msg, path, pl) == 0 && strncmp(msg + pl, ": ", 2) == 0)
+		msg += pl + 2;
+	problem(err, errlen, n, "%s: %s", key, msg);
+}
+
+/* What is wrong with path for a file we create (its directory), or NULL. */
+static const char *
+parent_problem(const char *path)
+{
+	char *copy;
+	struct stat st;
+	bool ok;
+
+	if ((copy = strdup(path)) == NULL)
+		return "out of memory";
+	ok = stat(dirname(copy), &st) == 0 && S_ISDIR(st.st_mode);
 	free(copy);
-	return rc;
+	return ok ? NULL : "its directory does not exist";
+}
+
+/* What is wrong with path for a file we read (exec: run), or NULL. */
+static const char *
+file_problem(const char *path, bool exec)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return errno == ENOENT || errno == ENOTDIR ? "no such file" :
+		    strerror(errno);
+	if (S_ISDIR(st.st_mode))
+		return "is a directory";
+	if (exec && !S_ISREG(st.st_mode))
+		return "not a regular file";
+	if (access(path, exec ? X_OK : R_OK) == -1)
+		return exec ? "not executable by this user" : "not readable by this user";
+	return NULL;
 }
 
 int
-config_check_dirs(const struct config *c, char *err, size_t errlen)
+config_check(const struct config *c, char *err, size_t errlen, unsigned *bad)
 {
-	if (check_parent("database", c->database, err, errlen) == -1 ||
-	    check_parent("event log", c->event_log, err, errlen) == -1 ||
-	    check_parent("control socket", c->control_socket, err, errlen) == -1)
-		return -1;
-	return 0;
+	const struct {
+		const char	*sec, *key, *path;
+		int		 how;		/* 0 created, 1 read, 2 run */
+		unsigned	 bit;
+	} files[] = {
+		{ "storage", "database", c->database, 0, 0 },
+		{ "storage", "event_log", c->event_log, 0, 0 },
+		{ "control", "socket", c->control_socket, 0, 0 },
+		{ "webhook", "secret_file", c->secret_file, 1, CONFIG_BAD_SECRET_FILE },
+		{ "reconciler", "api_key_file", c->api_key_file, 1, CONFIG_BAD_API_KEY_FILE },
+		{ "forward", "hook", c->hook, 2, 0 },
+	};
+	const char *why;
+	int n = 0;
+
+	*bad = 0;
+	if (errlen > 0)
+		err[0] = '\0';
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path == NULL)
+			continue;
+		why = files[i].how == 0 ? parent_problem(files[i].path) :
+		    file_problem(files[i].path, files[i].how == 2);
+		if (why == NULL)
+			continue;
+		problem(err, errlen, &n, "[%s] %s: %s", files[i].sec, files[i].key, why);
+		*bad |= files[i].bit;
+	}
+	return n;
 }

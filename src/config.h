@@ -30,6 +30,9 @@ struct config {
 	unsigned short		 listen_port;
 	char			*http_path;
 	size_t			 max_body;
+	int			 max_connections;
+	int			 per_ip_connections;	/* 0 = no limit */
+	int			 request_timeout;	/* seconds, whole request */
 
 	/* [webhook] */
 	enum sig_scheme		 scheme;
@@ -56,6 +59,7 @@ struct config {
 	/* [control] */
 	char			*control_socket;
 	mode_t			 control_mode;
+	int			 control_idle_timeout;	/* seconds */
 
 	/* [reconciler] */
 	char			*api_base;
@@ -78,10 +82,23 @@ void	config_defaults(struct config *);
 int	config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /*
- * Checks that the directory of every file the daemon creates (database,
- * event log, control socket) exists.  Returns 0, or -1 with a message in err.
+ * Every file the configuration names, as a start needs it, without creating
+ * or binding anything: the directories of the database, event log and
+ * control socket; the secret and key files readable; the hook an executable
+ * file.  Returns how many problems (0: none), each a line in err that names
+ * its key and never its value; *bad gets the CONFIG_BAD_* bits of the files
+ * that cannot be read (their contents are not checked then).
  */
-int	config_check_dirs(const struct config *, char *err, size_t errlen);
+#define CONFIG_BAD_SECRET_FILE	0x1
+#define CONFIG_BAD_API_KEY_FILE	0x2
+int	config_check(const struct config *, char *err, size_t errlen, unsigned *bad);
+/*
+ * Appends "KEY: MSG" as one more problem line to err and counts it in *n;
+ * a leading "PATH: " of msg is left out (the value of a key, which may be a
+ * secret pasted there by mistake).  path may be NULL.
+ */
+void	config_problem(char *err, size_t errlen, int *n, const char *key,
+	    const char *path, const char *msg);
 
 /* Frees what the struct owns; the struct itself is the caller's.  NULL ok. */
 void	config_release(struct config *);

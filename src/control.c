@@ -62,6 +62,8 @@ struct control_conn {
 	bool		 closing;	/* close once out is written */
 	int64_t		 close_by;	/* ... or at this monotonic ms */
 	bool		 dead;		/* close at the end of this loop turn */
+	int64_t		 last_in_ms;	/* a byte read, or a request outstanding */
+	int64_t		 last_out_ms;	/* a byte written, or output begun */
 };
 
 struct control_io {
@@ -79,6 +81,7 @@ struct control_io {
 	atomic_bool	 stopping;
 	_Atomic int64_t	 tick_ms;	/* the loop's last turn */
 	atomic_int	 nconns_now;	/* nconns, for other threads */
+	int64_t		 idle_ms;	/* [control] idle_timeout */
 
 	/* The control thread's own. */
 	struct control_conn *conns[MAX_CLIENTS];
@@ -171,6 +174,8 @@ control_conn_append(struct control_conn *c, const char *buf, size_t len)
 	size_t need, cap;
 	char *p;
 
+	if (c->outoff == c->outlen)
+		c->last_out_ms = util_mono_ms();	/* output begins now */
 	if (c->outoff > 0 && c->outoff == c->outlen)
 		c->outoff = c->outlen = 0;
 	need = c->outlen + len;
@@ -205,6 +210,7 @@ control_conn_flush(struct control_conn *c)
 	while (!c->dead && control_conn_unsent(c) > 0) {
 		n = send(c->fd, c->out + c->outoff, control_conn_unsent(c), MSG_NOSIGNAL);
 		if (n > 0) {
+			c->last_out_ms = util_mono_ms();
 			c->outoff += (size_t)n;
 			c->midline = c->out[c->outoff - 1] != '\n';
 			continue;
@@ -224,6 +230,12 @@ control_conn_flush(struct control_conn *c)
 			c->outcap = 0;
 		}
 	}
+}
+
+int64_t
+control_conn_stalled_ms(const struct control_conn *c, int64_t now)
+{
+	return control_conn_unsent(c) > 0 ? now - c->last_out_ms : 0;
 }
 
 void
@@ -331,6 +343,7 @@ conn_read(struct control_conn *c)
 		}
 		n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
 		if (n > 0) {
+			c->last_in_ms = util_mono_ms();
 			c->inlen += (size_t)n;
 			if (memchr(c->in + c->inlen - n, '\n', (size_t)n) != NULL)
 				return;	/* answer it before reading on */
@@ -377,6 +390,7 @@ accept_conns(struct control_io *io, int64_t now)
 			return;
 		}
 		c->fd = fd;
+		c->last_in_ms = c->last_out_ms = now;
 		if (up(io, CTL_OPEN, c, now) == -1) {
 			conn_free(c);
 			return;
@@ -411,6 +425,18 @@ conn_turn(struct control_io *io, struct control_conn *c, int64_t now)
 	/* A peer that hung up hears no answer. */
 	if (c->hup && c->held)
 		c->dead = true;
+	/*
+	 * Idle: no request outstanding (a wait holds the connection), not
+	 * subscribed, nothing sent for idle_ms.  Such clients would otherwise
+	 * fill MAX_CLIENTS and lock the POS apps out.
+	 */
+	if (c->held || c->streaming)
+		c->last_in_ms = now;
+	else if (!c->dead && !c->closing && now - c->last_in_ms >= io->idle_ms) {
+		log_warnx_rl("control_idle", "control: closing a client idle for "
+		    "%lld s", (long long)(io->idle_ms / 1000));
+		c->dead = true;
+	}
 }
 
 static void
@@ -452,6 +478,8 @@ poll_timeout(struct control_io *io, int64_t now)
 
 		if (c->closing && c->close_by - now < t)
 			t = c->close_by - now;
+		if (!c->held && !c->streaming && c->last_in_ms + io->idle_ms - now < t)
+			t = c->last_in_ms + io->idle_ms - now;
 	}
 	return t < 0 ? 0 : (int)t;
 }
@@ -650,6 +678,7 @@ control_io_open(const char *path, mode_t mode, control_upcall_fn fn, void *arg,
 		return NULL;
 	}
 	io->lfd = io->stop_fd = -1;
+	io->idle_ms = CONTROL_IDLE_DEFAULT_MS;
 	io->up = fn;
 	io->arg = arg;
 	if ((io->path = strdup(path)) == NULL) {
@@ -671,6 +700,12 @@ fail:
 	free(io->path);
 	free(io);
 	return NULL;
+}
+
+void
+control_io_set_idle(struct control_io *io, int64_t ms)
+{
+	io->idle_ms = ms > 0 ? ms : CONTROL_IDLE_DEFAULT_MS;
 }
 
 int

@@ -47,6 +47,7 @@ struct control_reconciler {
 struct control_params {
 	const char	*path;		/* [control] socket */
 	mode_t		 mode;		/* [control] mode */
+	int		 idle_timeout;	/* [control] idle_timeout, s; 0: 60 */
 	struct store	*store;
 	/*
 	 * The STATS object of SPEC §4 "stats" (a new cJSON object the caller

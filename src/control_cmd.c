@@ -18,12 +18,13 @@
  *
  * subscribe: each subscriber has its own cursor (sub_seq, the last seq put
  * in its buffer) and pulls the outcomes after it from the database whenever
- * its buffer is below OUT_LOW.  Backlog and live lines come from the same
+ * its buffer is below SUB_LOW.  Backlog and live lines come from the same
  * pull, so there is no seam: no gap and no duplicate.  Memory is bounded by
  * the buffer, not by how far behind a subscriber is; a backlog of any size
  * is served at the reader's pace.  One that has caught up once and then
- * falls more than LAG_MAX outcomes behind while not reading is sent lagging
- * and closed.
+ * falls more than LAG_MAX outcomes behind while not reading, or any one
+ * (a backlog reader too) that takes not a byte for LAG_STALL_MS while at
+ * least SUB_LOW waits for it, is sent lagging and closed.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #include "control.h"
 #include "control_block.h"
 #include "control_int.h"
+#include "control_line.h"
 #include "jsonnum.h"
 #include "log.h"
 #include "payment.h"
@@ -46,6 +48,13 @@
 
 #define MAX_ID_LEN	255		/* payment ids, references, sink names */
 #define LAG_MAX		1000		/* outcomes a live subscriber may fall behind */
+#define LAG_STALL_MS	10000		/* a subscriber not reading at all */
+/*
+ * A subscriber is fed while less than this waits in its buffer: the kernel's
+ * socket buffer holds far more, so a reader never waits on it, and hundreds
+ * of subscribers that do not read hold little memory.
+ */
+#define SUB_LOW		(16 * 1024)
 #define FEED_ROUNDS	8		/* pulls per subscriber per loop turn */
 #define PULL_BATCH	256
 #define WAIT_DEFAULT_S	150
@@ -411,7 +420,8 @@ feed_line(void *arg, int64_t seq, const char *status, const char *json, int json
 	    control_conn_append(cl->conn, "\n", 1) == -1)
 		return -1;
 	cl->sub_seq = seq;
-	return control_conn_unsent(cl->conn) >= OUT_HIGH;
+	/* Stop a pull just past SUB_LOW. */
+	return control_conn_unsent(cl->conn) >= SUB_LOW;
 }
 
 /*
@@ -453,14 +463,19 @@ feed(struct control *ctl, struct client *cl)
 	int64_t last = store_last_seq(ctl->store);
 	int n;
 
-	if (cl->caught_up && last - cl->sub_seq > LAG_MAX &&
-	    control_conn_unsent(cl->conn) >= OUT_LOW) {
+	/*
+	 * Too far behind: live and LAG_MAX outcomes back, or (caught up or
+	 * not: a backlog reader too) not reading a byte for LAG_STALL_MS.
+	 */
+	if (control_conn_unsent(cl->conn) >= SUB_LOW &&
+	    ((cl->caught_up && last - cl->sub_seq > LAG_MAX) ||
+	    control_conn_stalled_ms(cl->conn, util_mono_ms()) >= LAG_STALL_MS)) {
 		send_lagging(cl);
 		return;
 	}
 	for (int round = 0; round < FEED_ROUNDS; round++) {
 		if (!feeding(cl) || cl->sub_seq >= last ||
-		    control_conn_unsent(cl->conn) >= OUT_LOW)
+		    control_conn_unsent(cl->conn) >= SUB_LOW)
 			return;
 		n = store_reader_outcomes(ctl->reader, cl->sub_seq, PULL_BATCH,
 		    feed_line, cl);
@@ -474,7 +489,7 @@ feed(struct control *ctl, struct client *cl)
 		control_conn_flush(cl->conn);
 	}
 	if (!control_conn_dead(cl->conn) && cl->sub_seq < last &&
-	    control_conn_unsent(cl->conn) < OUT_LOW)
+	    control_conn_unsent(cl->conn) < SUB_LOW)
 		ctl->again = true;	/* more for it after the others' turn */
 }
 
@@ -524,25 +539,19 @@ begin_request(struct client *cl, const cJSON *req, const char *line, size_t len)
 static void
 handle_line(struct control *ctl, struct client *cl, const char *line, size_t len)
 {
-	const char *end = NULL;
+	const char *why;
 	const cJSON *cmd;
 	cJSON *req;
 	size_t i;
 
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
-	    line[len - 1] == '\t'))
-		len--;
-	if (len == 0)
+	switch (control_line_parse(line, len, &req, &why)) {
+	case CONTROL_LINE_BLANK:
 		return;		/* a blank line asks nothing */
-	req = cJSON_ParseWithLengthOpts(line, len, &end, false);
-	if (req != NULL)
-		while (end < line + len && (*end == ' ' || *end == '\t' || *end == '\r'))
-			end++;
-	if (req == NULL || end != line + len || !cJSON_IsObject(req)) {
-		cJSON_Delete(req);
-		control_block_error(cl->rq, "bad_request",
-		    "a request is one JSON object per line");
+	case CONTROL_LINE_BAD:
+		control_block_error(cl->rq, "bad_request", "%s", why);
 		return;
+	case CONTROL_LINE_OK:
+		break;
 	}
 	begin_request(cl, req, line, len);
 	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
@@ -556,9 +565,14 @@ handle_line(struct control *ctl, struct client *cl, const char *line, size_t len
 			break;
 	if (i == sizeof(commands) / sizeof(commands[0])) {
 		char name[64];
+		size_t n;
 
-		/* Quote at most a bit of it back: it is the client's text. */
+		/* Quote at most a bit of it back: it is the client's text, cut
+		 * on a character boundary to stay UTF-8. */
 		snprintf(name, sizeof(name), "%s", cmd->valuestring);
+		n = strlen(name);
+		while (n > 0 && !util_utf8_valid(name, n))
+			name[--n] = '\0';
 		control_block_error(cl->rq, "unknown_command",
 		    "unknown command \"%s\"", name);
 	} else
@@ -641,6 +655,7 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 	    (ctl->reader = store_reader_open(store_path(p->store), err, errlen)) == NULL ||
 	    (ctl->blk = control_block_new(p->store, ctl->reader, err, errlen)) == NULL)
 		goto fail;
+	control_io_set_idle(ctl->io, 1000LL * p->idle_timeout);
 	if (control_io_watch(ctl->io, control_block_fd(ctl->blk, 0)) == -1 ||
 	    control_io_watch(ctl->io, control_block_fd(ctl->blk, 1)) == -1) {
 		snprintf(err, errlen, "control: too many fds to watch");

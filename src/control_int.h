@@ -25,6 +25,7 @@
 #define OUT_HIGH	(256 * 1024)	/* nothing more is read or fed above this */
 #define CLOSE_GRACE_MS	5000		/* to write a last answer before closing */
 #define CONTROL_WATCH_MAX 2		/* fds the layers above may have polled */
+#define CONTROL_IDLE_DEFAULT_MS	60000	/* SPEC §6 [control] idle_timeout */
 
 struct control_io;
 struct control_conn;
@@ -72,6 +73,12 @@ struct control_io *control_io_open(const char *path, mode_t mode,
 /* Has the loop poll fd as well (an eventfd: it is drained, then CTL_READY).
  * Before control_io_start(); at most CONTROL_WATCH_MAX.  Returns 0 or -1. */
 int		 control_io_watch(struct control_io *, int fd);
+/*
+ * A client with no request outstanding (held) that is not streaming and
+ * sends nothing for ms is closed (SPEC §4 idle_timeout; ms <= 0: the
+ * default).  Before control_io_start().
+ */
+void		 control_io_set_idle(struct control_io *, int64_t ms);
 /* Starts the control thread.  Returns 0, or -1 with a message in err. */
 int		 control_io_start(struct control_io *, char *err, size_t errlen);
 /*
@@ -96,6 +103,9 @@ void		 control_conn_send_json(struct control_conn *, cJSON *o);
 int		 control_conn_append(struct control_conn *, const char *, size_t);
 /* The output not yet written. */
 size_t		 control_conn_unsent(const struct control_conn *);
+/* How long (ms, at now) the output has been waiting without a byte of it
+ * taken by the peer; 0 when nothing is unsent. */
+int64_t		 control_conn_stalled_ms(const struct control_conn *, int64_t now);
 /* Writes what the socket takes now, without blocking. */
 void		 control_conn_flush(struct control_conn *);
 /* Drops the output lines not yet begun (one partly written is kept whole:

@@ -13,6 +13,7 @@
  * parsed as JSON before the signature holds.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -48,6 +49,13 @@
  */
 #define HTTP_THREADS	2
 
+/*
+ * libmicrohttpd's own timeout: idle time, restarted by every byte.  It ends
+ * idle keep-alive connections (config/nginx.conf keeps its upstream ones
+ * for less); the whole-request deadline (request_timeout) is ours.
+ */
+#define IDLE_TIMEOUT_S	30	/* MHD_OPTION_CONNECTION_TIMEOUT's below */
+
 struct http {
 	char			*path;		/* the webhook path */
 	size_t			 max_body;
@@ -61,10 +69,36 @@ struct http {
 	struct sig_key		*keys;
 	size_t			 nkeys;
 
+	/*
+	 * Every open connection, for the request deadline: the sweeper thread
+	 * shuts down a connection whose request has not arrived whole within
+	 * request_timeout of its start.  libmicrohttpd's own timeout is idle
+	 * time, restarted by every byte, which a slow client drips past.
+	 */
+	pthread_mutex_t		 conns_lock;
+	struct hconn		*conns;
+	int64_t			 request_timeout_ms;
+	unsigned		 per_ip;	/* 0: no limit */
+	pthread_t		 sweeper;
+	bool			 sweeping;	/* the sweeper thread runs */
+	atomic_bool		 sweep_stop;
+
 	bool			 stopped;	/* mhd stopped (main thread's) */
 	atomic_int		 in_flight;
 	_Atomic uint64_t	 accepted, duplicate, ignored;
 	_Atomic uint64_t	 rejected[REJ_COUNT];
+};
+
+/* One TCP connection (libmicrohttpd's socket context). */
+struct hconn {
+	struct hconn	*prev, *next;	/* in h->conns, under conns_lock */
+	int		 fd;
+	struct sockaddr_storage addr;	/* the peer's, for per_ip_connections */
+	_Atomic int64_t	 start_ms;	/* its current request's first byte (or
+					   the end of the previous one) */
+	atomic_bool	 whole;		/* that request has arrived whole */
+	atomic_bool	 idle;		/* between requests (keep-alive) */
+	bool		 cut;		/* shut down by the sweeper */
 };
 
 enum req_kind {
@@ -264,16 +298,23 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 	    MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return reject(h, c, r, REJ_MEDIA);
 	if ((sr = verify(h, c, r)) != SIG_OK) {
-		log_warnx("webhook from %s refused: %s", peer(c, addr, sizeof(addr)),
-		    reject_names[sig_reject[sr]]);
+		log_warnx_rl(reject_names[sig_reject[sr]], "webhook from %s refused: %s",
+		    peer(c, addr, sizeof(addr)), reject_names[sig_reject[sr]]);
 		return reject(h, c, r, sig_reject[sr]);
 	}
 	if (h->scheme == SIG_SCHEME_STANDARD)
 		std_headers(c, sh);
-	ee = event_parse(r->body != NULL ? r->body : "", r->len, sh[0], &ev);
+	/* SPEC §4: every line the daemon writes is valid UTF-8; an event that
+	 * is not (RFC 8259 §8.1) is refused as invalid_json, never mended. */
+	ee = !util_utf8_valid(r->body != NULL ? r->body : "", r->len) ?
+	    EVENT_INVALID_JSON : event_parse(r->body != NULL ? r->body : "", r->len,
+	    sh[0], &ev);
 	if (ee != EVENT_OK) {
-		log_warnx("webhook from %s refused: %s", peer(c, addr, sizeof(addr)),
-		    ee == EVENT_INVALID_JSON ? "invalid_json" : "invalid_event");
+		const char *why = ee == EVENT_INVALID_JSON ? "invalid_json" :
+		    "invalid_event";
+
+		log_warnx_rl(why, "webhook from %s refused: %s",
+		    peer(c, addr, sizeof(addr)), why);
 		return reject(h, c, r, ee == EVENT_INVALID_JSON ?
 		    REJ_INVALID_JSON : REJ_INVALID_EVENT);
 	}
@@ -383,17 +424,76 @@ is_get(const char *method)
 	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
+struct framing {
+	int		 ncl;		/* Content-Length headers */
+	bool		 cl_differ;	/* ... with different values */
+	bool		 te;		/* a Transfer-Encoding header */
+	const char	*cl;
+};
+
+static enum MHD_Result
+framing_header(void *arg, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct framing *f = arg;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->te = true;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->ncl++ > 0 && strcmp(f->cl, value != NULL ? value : "") != 0)
+			f->cl_differ = true;
+		f->cl = value != NULL ? value : "";
+	}
+	return MHD_YES;
+}
+
+/*
+ * RFC 9112 §6.3: a message with both Content-Length and Transfer-Encoding,
+ * or with Content-Lengths that disagree, is a smuggling attempt (or a broken
+ * proxy).  It is refused and its connection closed, so that nothing after
+ * it on the connection is ever read as a request.
+ */
+static bool
+bad_framing(struct MHD_Connection *c)
+{
+	struct framing f = { 0 };
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+	return (f.te && f.ncl > 0) || f.cl_differ;
+}
+
+static enum MHD_Result
+refuse_framing(struct MHD_Connection *c, struct req *r)
+{
+	static const char body[] = "{\"error\":\"bad_request\"}";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char addr[64];
+
+	log_warnx_rl("bad_framing", "request from %s refused: both Content-Length "
+	    "and Transfer-Encoding, or two different Content-Lengths",
+	    peer(c, addr, sizeof(addr)));
+	r->kind = REQ_DONE;
+	resp = MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
+	    MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(c, 400, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* The three-phase handler: headers, body chunks, end of body. */
 static enum MHD_Result
-handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-    const char *version, const char *upload, size_t *upload_size, void **ctx)
+handle(struct http *h, struct MHD_Connection *c, const char *url, const char *method,
+    const char *upload, size_t *upload_size, void **ctx)
 {
-	struct http *h = cls;
 	struct req *r = *ctx;
 	const char *cl;
 	size_t max = h->max_body;
 
-	(void)version;
 	if (r == NULL) {
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
@@ -401,6 +501,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		*ctx = r;
 		atomic_fetch_add(&h->in_flight, 1);
 		r->counted = true;
+		if (bad_framing(c))
+			return refuse_framing(c, r);
 		if (strcmp(url, h->path) != 0) {
 			bool health = strcmp(url, "/healthz") == 0;
 
@@ -465,6 +567,32 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	return webhook(h, c, r);
 }
 
+static struct hconn *
+conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload, size_t *upload_size, void **ctx)
+{
+	struct http *h = cls;
+	struct hconn *hc;
+	struct req *r;
+	enum MHD_Result ret;
+
+	(void)version;
+	ret = handle(h, c, url, method, upload, upload_size, ctx);
+	/* Answered or handed to the writer: the deadline no longer applies. */
+	if ((r = *ctx) != NULL && r->kind != REQ_WEBHOOK && (hc = conn_of(c)) != NULL)
+		atomic_store(&hc->whole, true);
+	return ret;
+}
+
 static void
 completed(void *cls, struct MHD_Connection *c, void **ctx,
     enum MHD_RequestTerminationCode toe)
@@ -472,8 +600,18 @@ completed(void *cls, struct MHD_Connection *c, void **ctx,
 	struct http *h = cls;
 	struct req *r = *ctx;
 
-	(void)c;
+	struct hconn *hc = conn_of(c);
+
 	(void)toe;
+	/*
+	 * Keep-alive: the next request may start up to IDLE_TIMEOUT_S from
+	 * now; its own clock starts with its request line (uri_seen).
+	 */
+	if (hc != NULL) {
+		atomic_store(&hc->start_ms, util_mono_ms());
+		atomic_store(&hc->idle, true);
+		atomic_store(&hc->whole, false);
+	}
 	if (r == NULL)
 		return;
 	if (r->counted)
@@ -484,14 +622,199 @@ completed(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = NULL;
 }
 
+static bool
+same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr,
+		    sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
+/*
+ * Adds hc to the list; with per_ip set, a connection past the limit for its
+ * address is shut down at once (libmicrohttpd's own limit counts per pool
+ * thread, so it would let threads x limit through).  Under conns_lock.
+ */
+static void
+conn_add(struct http *h, struct hconn *hc)
+{
+	unsigned same = 0;
+	char addr[64];
+
+	for (struct hconn *o = h->conns; o != NULL && h->per_ip > 0; o = o->next)
+		if (!o->cut && same_host(&o->addr, &hc->addr))
+			same++;
+	if ((hc->next = h->conns) != NULL)
+		hc->next->prev = hc;
+	h->conns = hc;
+	if (h->per_ip > 0 && same >= h->per_ip) {
+		hc->cut = true;
+		shutdown(hc->fd, SHUT_RDWR);
+		if (getnameinfo((struct sockaddr *)&hc->addr, sizeof(hc->addr), addr,
+		    sizeof(addr), NULL, 0, NI_NUMERICHOST) != 0)
+			snprintf(addr, sizeof(addr), "?");
+		log_warnx_rl("per_ip_connections", "http: %s has %u connections "
+		    "open already: refusing another", addr, same);
+	}
+}
+
+/*
+ * A request line has arrived.  On a keep-alive connection this is the
+ * nearest we get to the first byte of its next request.  (On a new
+ * connection the clock runs from the accept.)  Returns the request's
+ * initial context: none, handler() makes it.
+ */
+static void *
+uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct hconn *hc = conn_of(c);
+
+	(void)cls;
+	(void)uri;
+	if (hc != NULL && atomic_load(&hc->idle)) {
+		atomic_store(&hc->start_ms, util_mono_ms());
+		atomic_store(&hc->idle, false);
+	}
+	return NULL;
+}
+
+/* A connection opens or closes: keep the sweeper's list. */
+static void
+notify_conn(void *cls, struct MHD_Connection *c, void **sctx,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+	struct hconn *hc = *sctx;
+	const union MHD_ConnectionInfo *ci, *ai;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci == NULL || (hc = calloc(1, sizeof(*hc))) == NULL)
+			return;
+		hc->fd = ci->connect_fd;
+		if (ai != NULL && ai->client_addr != NULL)
+			memcpy(&hc->addr, ai->client_addr,
+			    ai->client_addr->sa_family == AF_INET6 ?
+			    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+		atomic_store(&hc->start_ms, util_mono_ms());
+		pthread_mutex_lock(&h->conns_lock);
+		conn_add(h, hc);
+		pthread_mutex_unlock(&h->conns_lock);
+		*sctx = hc;
+		return;
+	}
+	if (hc == NULL)
+		return;
+	/* Called before libmicrohttpd closes the socket: once off the list,
+	 * the sweeper can no longer touch a descriptor that may be reused. */
+	pthread_mutex_lock(&h->conns_lock);
+	if (hc->prev != NULL)
+		hc->prev->next = hc->next;
+	else
+		h->conns = hc->next;
+	if (hc->next != NULL)
+		hc->next->prev = hc->prev;
+	pthread_mutex_unlock(&h->conns_lock);
+	free(hc);
+	*sctx = NULL;
+}
+
+/*
+ * Shuts down every connection whose request is late: libmicrohttpd then
+ * sees the end of the stream on its next poll and closes it.
+ */
+static void *
+sweeper_main(void *arg)
+{
+	struct http *h = arg;
+	int64_t now;
+	int late;
+
+	while (!atomic_load(&h->sweep_stop)) {
+		usleep(100000);
+		now = util_mono_ms();
+		late = 0;
+		pthread_mutex_lock(&h->conns_lock);
+		for (struct hconn *hc = h->conns; hc != NULL; hc = hc->next) {
+			if (hc->cut || atomic_load(&hc->whole) ||
+			    now - atomic_load(&hc->start_ms) < h->request_timeout_ms +
+			    (atomic_load(&hc->idle) ? IDLE_TIMEOUT_S * 1000 : 0))
+				continue;
+			hc->cut = true;
+			late++;
+			shutdown(hc->fd, SHUT_RDWR);
+		}
+		pthread_mutex_unlock(&h->conns_lock);
+		if (late > 0)
+			log_warnx_rl("request_timeout", "http: closed %d connection(s) "
+			    "whose request did not arrive whole within %lld s", late,
+			    (long long)(h->request_timeout_ms / 1000));
+	}
+	return NULL;
+}
+
+/*
+ * libmicrohttpd 0.9.75 answers the requests it cannot parse itself
+ * (malformed, header too big, bad chunking) with fixed HTML pages and has no
+ * option to change them.  It builds them through this exported function (a
+ * call through its PLT), so the daemon's definition stands in for it: those
+ * pages become the JSON error bodies of SPEC §1.4; every other response
+ * goes through unchanged to libmicrohttpd's own function.
+ */
+struct MHD_Response *
+MHD_create_response_from_buffer(size_t size, void *buffer, enum MHD_ResponseMemoryMode mode)
+{
+	static const char big[] = "{\"error\":\"request_too_large\"}";
+	static const char bad[] = "{\"error\":\"bad_request\"}";
+	static struct MHD_Response *(*real)(size_t, void *, enum MHD_ResponseMemoryMode);
+	struct MHD_Response *resp;
+	const char *json;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "MHD_create_response_from_buffer");
+	if (real == NULL)
+		return NULL;
+	if (mode != MHD_RESPMEM_PERSISTENT || size < 6 || buffer == NULL ||
+	    strncmp(buffer, "<html>", 6) != 0)
+		return real(size, buffer, mode);
+	json = memmem(buffer, size, "too big", 7) != NULL ? big : bad;
+	if ((resp = real(strlen(json), (void *)(uintptr_t)json, MHD_RESPMEM_PERSISTENT)) != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return resp;
+}
+
+/*
+ * libmicrohttpd's own messages, in our words.  Those of a failed start
+ * are dropped: http_start() says what failed (with errno) itself.  The
+ * rest are caused by peers, so they are rate-limited.
+ */
 static void
 mhd_log(void *arg, const char *fmt, va_list ap)
 {
+	struct http *h = arg;
 	char buf[512];
+	static const char perr[] = "Error processing request (HTTP response code is ";
 
-	(void)arg;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
-	log_warnx("http: %s", buf);
+	buf[strcspn(buf, "\n")] = '\0';
+	if (h->stopped)
+		return;
+	if (strncmp(buf, perr, sizeof(perr) - 1) == 0)
+		log_warnx_rl("malformed_request", "http: a request libmicrohttpd "
+		    "could not parse was refused (HTTP %d) and its connection closed",
+		    atoi(buf + sizeof(perr) - 1));
+	else if (strstr(buf, "limit") != NULL || strstr(buf, "too many") != NULL)
+		log_warnx_rl("http_limit", "http: connection refused: %s", buf);
+	else
+		log_warnx_rl("http_peer", "http: libmicrohttpd: %s", buf);
 }
 
 static void
@@ -579,7 +902,10 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	h->store = p->store;
 	h->hooks = p->hooks;
 	h->stopped = true;
+	h->request_timeout_ms = 1000LL * (p->request_timeout ? p->request_timeout : 10);
+	h->per_ip = p->per_ip_connections;
 	pthread_rwlock_init(&h->keys_lock, NULL);
+	pthread_mutex_init(&h->conns_lock, NULL);
 	if ((h->path = strdup(p->path)) == NULL ||
 	    (h->keys = copy_keys(p->keys, p->nkeys)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -588,11 +914,15 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	h->nkeys = p->nkeys;
 	if (p->listen_fd < 0 && resolve(p, &ai, &flags, err, errlen) == -1)
 		goto fail;
+	errno = 0;
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, h,
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_seen, h,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+	    MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)(p->max_connections ? p->max_connections : 1024),
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
 	    p->listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
 	    p->listen_fd >= 0 ? (intptr_t)p->listen_fd : (intptr_t)ai->ai_addr,
@@ -603,6 +933,11 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 		goto fail;
 	}
 	h->stopped = false;
+	if (pthread_create(&h->sweeper, NULL, sweeper_main, h) != 0) {
+		snprintf(err, errlen, "cannot start the request deadline thread");
+		goto fail;
+	}
+	h->sweeping = true;
 	if (ai != NULL)
 		freeaddrinfo(ai);
 	return h;
@@ -636,6 +971,11 @@ http_stop(struct http *h, int timeout_ms)
 	MHD_stop_daemon(h->mhd);
 	h->mhd = NULL;
 	h->stopped = true;
+	if (h->sweeping) {
+		atomic_store(&h->sweep_stop, true);
+		pthread_join(h->sweeper, NULL);
+		h->sweeping = false;
+	}
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
 }
@@ -648,6 +988,7 @@ http_free(struct http *h)
 	http_stop(h, 0);
 	free_keys(h->keys, h->nkeys);
 	pthread_rwlock_destroy(&h->keys_lock);
+	pthread_mutex_destroy(&h->conns_lock);
 	free(h->path);
 	free(h);
 }

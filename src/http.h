@@ -55,6 +55,9 @@ struct http_params {
 	int			 listen_fd;	/* >= 0: socket activation, the above unused */
 	const char		*path;		/* the webhook path */
 	size_t			 max_body;
+	unsigned		 max_connections;	/* 0: 1024 */
+	unsigned		 per_ip_connections;	/* 0: no limit */
+	unsigned		 request_timeout;	/* s from the first byte; 0: 10 */
 	enum sig_scheme		 scheme;
 	long			 tolerance;	/* seconds */
 	const struct sig_key	*keys;		/* copied */

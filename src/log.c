@@ -3,6 +3,9 @@
  * with one write(2), so lines from different threads never interleave.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +95,12 @@ log_warnx(const char *fmt, ...)
 }
 
 void
+log_errx(const char *fmt, ...)
+{
+	LOG_BODY(3, "error", NULL);
+}
+
+void
 log_crit(const char *fmt, ...)
 {
 	LOG_BODY(2, "critical", NULL);
@@ -121,8 +130,110 @@ fatal(int code, const char *fmt, ...)
 }
 
 void
+fatalx_lines(int code, const char *what, char *text)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_errx("configuration %s: %s", what, line);
+	exit(code);
+}
+
+void
 fatalx(int code, const char *fmt, ...)
 {
 	LOG_BODY(3, "error", NULL);
 	exit(code);
+}
+
+/*
+ * Rate-limited lines: one table of keys (each a reason such as
+ * "invalid_signature"), each with a window.  The first line of a window is
+ * written whole; the rest are only counted, and the count is written as one
+ * summary line when the key is next used after its window has closed.  So a
+ * flood costs at most two lines per key per window, whatever its rate.
+ */
+#define RL_SLOTS	32
+
+struct rl_slot {
+	char		 key[48];
+	int64_t		 since_ms;	/* start of the window */
+	uint64_t	 dropped;	/* lines not written in it */
+};
+
+static pthread_mutex_t	 rl_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rl_slot	 rl_slots[RL_SLOTS];
+static int64_t		 rl_window_ms = LOG_RL_WINDOW_MS;
+
+void
+log_rl_set_window(int64_t ms)
+{
+	pthread_mutex_lock(&rl_lock);
+	rl_window_ms = ms;
+	pthread_mutex_unlock(&rl_lock);
+}
+
+static int64_t
+rl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Decides for one line of key: returns true to write it; *dropped is then the
+ * count of the previous window's lines that were not written.
+ */
+static bool
+rl_admit(const char *key, uint64_t *dropped, int64_t *span_ms)
+{
+	int64_t now = rl_now_ms();
+	struct rl_slot *s = NULL, *oldest = &rl_slots[0];
+	bool ok;
+
+	*dropped = 0;
+	pthread_mutex_lock(&rl_lock);
+	for (int i = 0; i < RL_SLOTS && s == NULL; i++) {
+		if (strcmp(rl_slots[i].key, key) == 0)
+			s = &rl_slots[i];
+		else if (rl_slots[i].since_ms < oldest->since_ms)
+			oldest = &rl_slots[i];
+	}
+	if (s == NULL) {
+		/* A new key takes the stalest slot: a bounded table. */
+		s = oldest;
+		snprintf(s->key, sizeof(s->key), "%s", key);
+		s->since_ms = now;
+		s->dropped = 0;
+		ok = true;
+	} else if (now - s->since_ms >= rl_window_ms) {
+		*dropped = s->dropped;
+		*span_ms = now - s->since_ms;
+		s->since_ms = now;
+		s->dropped = 0;
+		ok = true;
+	} else {
+		s->dropped++;
+		ok = false;
+	}
+	pthread_mutex_unlock(&rl_lock);
+	return ok;
+}
+
+void
+log_warnx_rl(const char *key, const char *fmt, ...)
+{
+	uint64_t dropped;
+	int64_t span = 0;
+
+	if (!rl_admit(key, &dropped, &span))
+		return;
+	if (dropped > 0)
+		log_warnx("%s: %llu more like the next line in the last %lld s "
+		    "(rate-limited)", key, (unsigned long long)dropped,
+		    (long long)(span / 1000));
+	LOG_BODY(4, "warning", NULL);
 }

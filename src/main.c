@@ -111,25 +111,33 @@ parse_args(struct daemon *d, int argc, char *argv[])
 	log_init(debug);
 }
 
-/*
- * Everything a start needs before it binds anything: the configuration, the
- * secrets, api_base, the directories.  Exits 78 on a problem.
- */
+/* All a start checks before it binds anything (-t is this): every problem
+ * of the file, its named files (the hook too) and secrets, then exit 78. */
 static void
 configure(struct daemon *d)
 {
 	const char *src = "none";
-	char err[1024];
+	char err[4096], one[1024];
+	unsigned bad;
+	int n;
 
 	config_defaults(&d->cfg);
 	if (config_load(&d->cfg, d->file, err, sizeof(err)) == -1)
-		fatalx(EXIT_CONFIG, "configuration: %s", err);
-	if (secrets_webhook_keys(&d->cfg, &d->keys, &d->nkeys, err, sizeof(err)) == -1 ||
-	    secrets_api_key(d->cfg.api_key_file, &d->api_key, &src, err, sizeof(err)) == -1 ||
-	    (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, err,
-	    sizeof(err)) == -1) ||
-	    config_check_dirs(&d->cfg, err, sizeof(err)) == -1)
-		fatalx(EXIT_CONFIG, "configuration %s: %s", d->file, err);
+		fatalx_lines(EXIT_CONFIG, d->file, err);
+	n = config_check(&d->cfg, err, sizeof(err), &bad);
+	if (!(bad & CONFIG_BAD_SECRET_FILE) && secrets_webhook_keys(&d->cfg,
+	    &d->keys, &d->nkeys, one, sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[webhook] secret_file",
+		    d->cfg.secret_file, one);
+	if (!(bad & CONFIG_BAD_API_KEY_FILE) && secrets_api_key(d->cfg.api_key_file,
+	    &d->api_key, &src, one, sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[reconciler] api_key_file",
+		    d->cfg.api_key_file, one);
+	if (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, one,
+	    sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[reconciler] api_base", NULL, one);
+	if (n > 0)
+		fatalx_lines(EXIT_CONFIG, d->file, err);
 	log_debug("%zu webhook secret(s); API key from %s", d->nkeys, src);
 }
 
@@ -172,7 +180,9 @@ start_http(struct daemon *d, int listen_fd, char *err, size_t errlen)
 	const struct config *c = &d->cfg;
 	struct http_params p = { .listen = c->listen, .host = c->listen_host,
 	    .port = c->listen_port, .listen_fd = listen_fd, .path = c->http_path,
-	    .max_body = c->max_body, .scheme = c->scheme, .tolerance = c->tolerance,
+	    .max_body = c->max_body, .max_connections = (unsigned)c->max_connections,
+	    .per_ip_connections = (unsigned)c->per_ip_connections, .scheme = c->scheme,
+	    .request_timeout = (unsigned)c->request_timeout, .tolerance = c->tolerance,
 	    .keys = d->keys, .nkeys = d->nkeys, .store = d->store,
 	    .hooks = { stats_health, stats_metrics, &d->src } };
 
@@ -229,7 +239,8 @@ static int
 start_control(struct daemon *d, char *err, size_t errlen)
 {
 	struct control_params p = { .path = d->cfg.control_socket,
-	    .mode = d->cfg.control_mode, .store = d->store, .stats = stats_json,
+	    .mode = d->cfg.control_mode, .idle_timeout = d->cfg.control_idle_timeout,
+	    .store = d->store, .stats = stats_json,
 	    .stats_arg = &d->src, .reconciler = NULL };
 
 	if (d->cfg.control_socket == NULL)

@@ -189,16 +189,22 @@ backoff_ms(int n, int64_t cap)
 	return ms < cap ? ms : cap;
 }
 
-/* Saves the cursor once what was delivered is durable. */
-static void
+/*
+ * Saves the cursor once what was delivered is durable.  Returns false when
+ * it is not (the destination's flush failed: a full or failing disk under
+ * the event log): they will be delivered again, after a back-off, and the
+ * sink counts as failing meanwhile.
+ */
+static bool
 advance(struct sink *s, int64_t delivered)
 {
 	if (delivered <= atomic_load(&s->cursor))
-		return;
+		return true;
 	if (s->ops->flush != NULL && s->ops->flush(s) == -1)
-		return;		/* not durable: they will be delivered again */
+		return false;
 	atomic_store(&s->cursor, delivered);
 	store_cursor_set(s->store, s->ops->name, delivered);
+	return true;
 }
 
 /*
@@ -314,7 +320,11 @@ sink_main(void *arg)
 			attempts = 0;
 		}
 		drop_lines(s);
-		advance(s, delivered);
+		if (!advance(s, delivered)) {
+			atomic_store(&s->failing, true);
+			downs++;
+			retry_at = util_mono_ms() + backoff_ms(downs, s->p.down_cap_ms);
+		}
 	}
 	return NULL;
 }

@@ -7,6 +7,8 @@
  * can stop its children too.  The parent feeds stdin and drains stdout+stderr through one pipe with poll,
  * keeping the first HOOK_OUTPUT_KEEP bytes for the log and throwing the rest
  * away: a hook that floods its output cannot block or bloat the daemon.
+ * The hook dies with the daemon (PR_SET_PDEATHSIG), so a restarted daemon
+ * never runs a seq while an old run of it is still going.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +33,12 @@
 
 #define HOOK_OUTPUT_KEEP	1024
 #define HOOK_KILL_GRACE_MS	5000	/* SIGTERM, then SIGKILL this much later */
+/*
+ * SPEC §3: a variable's value may be cut.  The kernel refuses an execve
+ * whose single string passes 128 KiB (E2BIG); a 200 KiB reference must not
+ * wedge the sink.  Stdin always carries the whole line.
+ */
+#define HOOK_ENV_VALUE_MAX	4096
 
 struct hook {
 	char	*path;
@@ -67,8 +76,17 @@ env_add(char **env, size_t *n, const char *name, const cJSON *o, const char *key
 	int64_t num;
 	int r;
 
-	if (cJSON_IsString(v))
-		r = asprintf(&env[*n], "%s=%s", name, v->valuestring);
+	if (cJSON_IsString(v)) {
+		size_t vl = strlen(v->valuestring);
+
+		/* Cut on a character boundary: the value stays UTF-8. */
+		if (vl > HOOK_ENV_VALUE_MAX) {
+			vl = HOOK_ENV_VALUE_MAX;
+			while (vl > 0 && ((unsigned char)v->valuestring[vl] & 0xc0) == 0x80)
+				vl--;
+		}
+		r = asprintf(&env[*n], "%s=%.*s", name, (int)vl, v->valuestring);
+	}
 	else if (jsonnum_value(line, len, o, v, &num) == JSONNUM_OK)
 		r = asprintf(&env[*n], "%s=%lld", name, (long long)num);
 	else
@@ -167,27 +185,58 @@ struct run {
 	int64_t	 deadline;	/* monotonic ms: SIGTERM */
 	int64_t	 kill_at;	/* monotonic ms: SIGKILL, once termed */
 	int	 status;	/* waitpid's, once exited */
+	int	 exec_errno;	/* execve failed with this; 0: it ran */
 	bool	 exited, termed, killed, stopped;
 };
 
-/* In the child: stdin, stdout and stderr on the pipes, then execve. */
+/*
+ * In the child: stdin, stdout and stderr on the pipes, then execve.  If
+ * execve fails, its errno goes up the status pipe (fd 3, close-on-exec: a
+ * successful execve closes it, which the parent reads as "it runs").
+ */
 static void __attribute__((noreturn))
-hook_child(const struct hook *h, char **env, const int in[2], const int out[2])
+hook_child(const struct hook *h, char **env, const int in[2], const int out[2],
+    int ex, pid_t parent)
 {
 	char *argv[2] = { h->path, NULL };
 	sigset_t none;
+	int e;
 
+	/*
+	 * A hook never outlives the daemon, even one killed by SIGKILL: the
+	 * kernel kills it when the thread that forked it dies.  If the daemon
+	 * died before this was set, nobody would: leave at once.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(127);
 	/* The daemon blocks its signals in every thread; undo that. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	reset_signals();
 	setpgid(0, 0);
-	if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1)
+	if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1 ||
+	    dup2(ex, 3) == -1 || fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
 		_exit(127);
 	/* Nothing of the daemon's (database, sockets) leaks into it. */
-	close_range(3, ~0U, 0);
+	close_range(4, ~0U, 0);
 	execve(h->path, argv, env);
+	e = errno;
+	(void)!write(3, &e, sizeof(e));
 	_exit(127);
+}
+
+/* The parent's side of the status pipe: did execve work?  Blocks only
+ * until the child has called execve. */
+static void
+exec_status(struct run *run, int ex)
+{
+	ssize_t n;
+	int e = 0;
+
+	do
+		n = read(ex, &e, sizeof(e));
+	while (n == -1 && errno == EINTR);
+	run->exec_errno = n == (ssize_t)sizeof(e) ? e : 0;
 }
 
 /*
@@ -197,9 +246,11 @@ hook_child(const struct hook *h, char **env, const int in[2], const int out[2])
 static int
 hook_spawn(const struct hook *h, char **env, struct run *run, char *err, size_t errlen)
 {
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, ex[2] = { -1, -1 };
+	pid_t parent = getpid();
 
-	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
+	    pipe2(ex, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
@@ -208,9 +259,12 @@ hook_spawn(const struct hook *h, char **env, struct run *run, char *err, size_t 
 		goto fail;
 	}
 	if (run->pid == 0)
-		hook_child(h, env, in, out);
+		hook_child(h, env, in, out, ex[1], parent);
 	close(in[0]);
 	close(out[1]);
+	close(ex[1]);
+	exec_status(run, ex[0]);
+	close(ex[0]);
 	run->in = in[1];
 	run->out = out[0];
 	fcntl(run->in, F_SETFL, O_NONBLOCK);
@@ -223,6 +277,8 @@ fail:
 			close(in[i]);
 		if (out[i] != -1)
 			close(out[i]);
+		if (ex[i] != -1)
+			close(ex[i]);
 	}
 	return -1;
 }
@@ -333,11 +389,15 @@ hook_judge(const struct hook *h, const struct run *run, char *err, size_t errlen
 		    (long long)(h->timeout_ms / 1000));
 		return SINK_FAIL;
 	}
+	if (run->exec_errno != 0) {
+		snprintf(err, errlen, "cannot run %s: %s", h->path,
+		    strerror(run->exec_errno));
+		return SINK_FAIL;
+	}
 	if (WIFEXITED(run->status) && WEXITSTATUS(run->status) == 0)
 		return SINK_OK;
 	if (WIFEXITED(run->status))
-		snprintf(err, errlen, "exit status %d%s", WEXITSTATUS(run->status),
-		    WEXITSTATUS(run->status) == 127 ? " (not executable?)" : "");
+		snprintf(err, errlen, "exit status %d", WEXITSTATUS(run->status));
 	else
 		snprintf(err, errlen, "killed by signal %d", WTERMSIG(run->status));
 	return SINK_FAIL;

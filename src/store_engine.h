@@ -60,6 +60,9 @@ struct store_engine {
 	/* The text of the last error an operation returned, for logs. */
 	const char *(*error)(struct store_conn *);
 
+	/* How long (ms, at least 1) the next begin() may wait for the write
+	 * lock.  NULL: the engine's own limit. */
+	void	(*set_lock_wait)(struct store_conn *, int ms);
 	/* Opens the batch's transaction, taking the write lock now. */
 	int	(*begin)(struct store_conn *);
 	/* Makes the transaction durable; on failure nothing of it is (and the

@@ -24,6 +24,7 @@
 #include "util.h"
 
 #define BUSY_TIMEOUT_MS	5000	/* SPEC §1.4: the write lock within 5 s */
+#define WAL_LIMIT	"8388608"	/* bytes the WAL keeps after a checkpoint */
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
@@ -230,7 +231,9 @@ run(struct store_conn *c, enum stmt_id id)
 	sqlite3_clear_bindings(c->st[id]);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
 		return SQLITE_OK;
-	log_warnx("database: %s: %s", stmt_sql[id], sqlite3_errmsg(c->db));
+	/* A full disk fails every statement: rate-limited by error code. */
+	log_warnx_rl(sqlite3_errstr(rc), "database: %s: %s", stmt_sql[id],
+	    sqlite3_errmsg(c->db));
 	return rc;
 }
 
@@ -544,6 +547,12 @@ store_sqlite_prune(struct store_conn *c, const char *cutoff, int64_t delivered,
 	return changed;
 }
 
+static void
+store_sqlite_set_lock_wait(struct store_conn *c, int ms)
+{
+	sqlite3_busy_timeout(c->db, ms < 1 ? 1 : ms > BUSY_TIMEOUT_MS ? BUSY_TIMEOUT_MS : ms);
+}
+
 static int
 store_sqlite_begin(struct store_conn *c)
 {
@@ -556,15 +565,35 @@ store_sqlite_commit(struct store_conn *c)
 	return code(c, run(c, ST_COMMIT));
 }
 
+/*
+ * A transaction lost for lack of space: checkpoint the WAL into the database
+ * and truncate it, which gives back the space its frames hold (readers
+ * permitting), so that the next commits may fit.
+ */
+static void
+reclaim_space(struct store_conn *c)
+{
+	int rc, logged = 0, done = 0;
+
+	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    &logged, &done);
+	log_warnx_rl("disk_full", "database: disk full; WAL checkpoint %s "
+	    "(%d of %d frames)", rc == SQLITE_OK ? "done" : sqlite3_errstr(rc),
+	    done, logged);
+}
+
 static int
 store_sqlite_rollback(struct store_conn *c)
 {
 	int rc;
 
-	if (sqlite3_get_autocommit(c->db) || (rc = run(c, ST_ROLLBACK)) == SQLITE_OK)
-		return 0;
-	c->last_rc = rc;
-	return STORE_E_TXN;
+	if (!sqlite3_get_autocommit(c->db) && (rc = run(c, ST_ROLLBACK)) != SQLITE_OK) {
+		c->last_rc = rc;
+		return STORE_E_TXN;
+	}
+	if ((c->last_rc & 0xff) == SQLITE_FULL)
+		reclaim_space(c);
+	return 0;
 }
 
 static int
@@ -649,9 +678,13 @@ store_sqlite_open(const char *path, const struct store_params *params, char *err
 	    exec_sql(c->db, "PRAGMA foreign_keys = OFF", err, errlen) == -1 ||
 	    /* Savepoint journals stay in memory, not in temp files. */
 	    exec_sql(c->db, "PRAGMA temp_store = MEMORY", err, errlen) == -1 ||
-	    /* Fewer, larger checkpoints: each one runs inside a commit
-	     * that requests are waiting on. */
-	    exec_sql(c->db, "PRAGMA wal_autocheckpoint = 8192", err, errlen) == -1 ||
+	    /*
+	     * A bounded WAL: a checkpoint every 1024 pages (4 MiB), and the
+	     * file cut back to WAL_LIMIT after one, so that it never holds
+	     * more than a few MiB of a disk that may be small.
+	     */
+	    exec_sql(c->db, "PRAGMA wal_autocheckpoint = 1024", err, errlen) == -1 ||
+	    exec_sql(c->db, "PRAGMA journal_size_limit = " WAL_LIMIT, err, errlen) == -1 ||
 	    migrate(c->db, err, errlen) == -1)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
@@ -709,4 +742,5 @@ const struct store_engine store_sqlite_engine = {
 	.rc_set = store_sqlite_rc_set,
 	.prune = store_sqlite_prune,
 	.probe = store_sqlite_probe,
+	.set_lock_wait = store_sqlite_set_lock_wait,
 };

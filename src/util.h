@@ -4,6 +4,8 @@
 #ifndef VINR_UTIL_H
 #define VINR_UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -20,5 +22,8 @@ void	util_rfc3339(int64_t ms, char buf[TS_LEN]);
  * on condition variables made with util_cond_init(). */
 void	util_deadline(struct timespec *ts, int64_t ms);
 int	util_cond_init(void *cond);	/* pthread_cond_t *, CLOCK_MONOTONIC */
+/* s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF). */
+bool	util_utf8_valid(const char *s, size_t len);
 
 #endif

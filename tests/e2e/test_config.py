@@ -189,7 +189,9 @@ def test_unreadable_secret_file(tmp_path):
     write_conf(path, s)
     r = run_webhookd("-c", path, env={"VINR_WEBHOOK_SECRET": ENV_SECRET})
     assert r.returncode == EX_CONFIG
-    assert "missing-secret" in r.stderr
+    # The key and what is wrong, never the value (SPEC §6).
+    assert "[webhook] secret_file: no such file" in r.stderr
+    assert "missing-secret" not in r.stderr
 
 
 # ------------------------------------------------------------ secrets

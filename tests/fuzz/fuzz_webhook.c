@@ -153,31 +153,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef FUZZING
-int
-main(int argc, char *argv[])
-{
-	int n = 0;
-
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		uint8_t *buf;
-		long len;
-
-		if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 ||
-		    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)len + 1)) == NULL) {
-			perror(argv[i]);
-			return 1;
-		}
-		if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
-			perror(argv[i]);
-			return 1;
-		}
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, (size_t)len);
-		free(buf);
-		n++;
-	}
-	printf("fuzz corpus: %d passed, 0 failed\n", n);
-	return 0;
-}
+#include "fuzz_replay.h"
 #endif

@@ -416,10 +416,10 @@ test_bad_value(void **state)
 	snprintf(want, sizeof(want), "%s:7: [%s] %s: %s", last_path,
 	    b->section, b->key, b->reason);
 	assert_contains(err, want);
-	if (*b->value != '\0') {
-		snprintf(want, sizeof(want), ": \"%s\"", b->value);
-		assert_contains(err, want);
-	}
+	/* Never the value (it may be a secret pasted into the wrong key). */
+	if (strlen(b->value) >= 3 && strstr(b->reason, b->value) == NULL &&
+	    strstr("(true, false, yes, no, on, off, 1, 0)", b->value) == NULL)
+		assert_null(strstr(err + strlen(last_path), b->value));
 	/* Nothing of the file was applied. */
 	assert_null(c.file);
 	assert_int_equal(c.retain_days, 90);
@@ -438,7 +438,29 @@ test_bad_value_message(void **state)
 	config_defaults(&c);
 	assert_int_equal(load_str(&c, "[http]\nlisten = 127.0.0.1:1\n"
 	    "max_body = 12x\n", err, sizeof(err)), -1);
-	assert_err(err, ":3: [http] max_body: not a positive integer: \"12x\"");
+	assert_err(err, ":3: [http] max_body: not a positive integer");
+	assert_null(strstr(err, "12x"));
+	config_release(&c);
+}
+
+/* Every bad value of the file is reported, each on its line; none applied. */
+static void
+test_every_problem_reported(void **state)
+{
+	struct config	c;
+	char		err[1024];
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(load_str(&c, "[http]\nmax_body = whsec_pasted\n"
+	    "[webhook]\ntolerance = forever\nbogus = 1\n[storage]\nretain_days = 7\n",
+	    err, sizeof(err)), -1);
+	assert_contains(err, ":2: [http] max_body: not a positive integer\n");
+	assert_contains(err, ":4: [webhook] tolerance: not a positive integer\n");
+	assert_contains(err, ":5: [webhook] bogus: unknown key");
+	assert_null(strstr(err, "whsec_pasted"));
+	assert_null(strstr(err, "forever"));
+	assert_int_equal(c.retain_days, 90);
 	config_release(&c);
 }
 
@@ -750,13 +772,14 @@ test_syntax_errors(void **state)
 	    err, sizeof(err)), -1);
 	assert_err(err, ":2: syntax error: expected [section] or key = value");
 
-	/* The first error wins, whichever kind it is. */
+	/* A line that cannot be read ends the parse; bad values do not. */
 	assert_int_equal(load_str(&c, "[http]\njunk\nmax_body = x\n",
 	    err, sizeof(err)), -1);
 	assert_err(err, ":2: syntax error: expected [section] or key = value");
 	assert_int_equal(load_str(&c, "[http]\nmax_body = x\njunk\n",
 	    err, sizeof(err)), -1);
-	assert_err(err, ":2: [http] max_body: not a positive integer: \"x\"");
+	assert_contains(err, ":2: [http] max_body: not a positive integer\n");
+	assert_contains(err, ":3: syntax error: expected [section] or key = value");
 	assert_null(c.file);
 	config_release(&c);
 }
@@ -802,16 +825,14 @@ test_odd_bytes(void **state)
 	assert_int_equal(load_str(&c, bomfoo, err, sizeof(err)), -1);
 	assert_err(err, ":1: unknown section [foo]");
 
-	/* A bad value is quoted safely and cut short. */
+	/* A bad value is never shown, odd bytes or not. */
 	assert_int_equal(load_str(&c, "[http]\nmax_body = 1\x01\"\\\n",
 	    err, sizeof(err)), -1);
-	assert_err(err, ":2: [http] max_body: not a positive integer: "
-	    "\"1\\x01\\\"\\\\\"");
+	assert_err(err, ":2: [http] max_body: not a positive integer");
 	assert_int_equal(load_str(&c, "[http]\nmax_body = 1"
 	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 	    "\n", err, sizeof(err)), -1);
-	assert_contains(err, "xxx\"...");
-	assert_true(strlen(err) < strlen(last_path) + 140);
+	assert_null(strstr(err, "xxx"));
 
 	/* A tiny err buffer is still NUL-terminated. */
 	memset(err, 'x', sizeof(err));
@@ -872,6 +893,7 @@ main(void)
 		cmocka_unit_test(test_spec_example),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_bad_value_message),
+		cmocka_unit_test(test_every_problem_reported),
 		cmocka_unit_test(test_unknown_section),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_repeated_key),

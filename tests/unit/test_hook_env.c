@@ -262,6 +262,33 @@ test_strings_verbatim(void **state)
 	hook_env_free(env);
 }
 
+/*
+ * A 200 KiB reference made execve fail with E2BIG: a value is cut to 4 KiB,
+ * on a character boundary (the 2-byte "\u00e9" straddles the cut).
+ */
+static void
+test_huge_value_cut(void **state)
+{
+	size_t big = 200 * 1024, len;
+	char *line = malloc(big + 8192), **env;
+
+	(void)state;
+	assert_non_null(line);
+	len = (size_t)sprintf(line, "{\"seq\":1,\"reference\":\"");
+	memset(line + len, 'r', 4095);
+	len += 4095;
+	len += (size_t)sprintf(line + len, "\\u00e9");
+	memset(line + len, 'r', big);
+	len += big;
+	len += (size_t)sprintf(line + len, "\"}");
+	env = hook_env(line, len);
+	assert_non_null(env);
+	assert_int_equal(strlen(env[4]), strlen("VINR_REFERENCE=") + 4095);
+	assert_memory_equal(env[4], "VINR_REFERENCE=rrr", 18);
+	hook_env_free(env);
+	free(line);
+}
+
 /* Only len bytes are read: the buffer need not be NUL-terminated. */
 static void
 test_length_respected(void **state)
@@ -328,6 +355,7 @@ main(void)
 		cmocka_unit_test(test_numbers_after_tricky_strings),
 		cmocka_unit_test(test_strings_verbatim),
 		cmocka_unit_test(test_length_respected),
+		cmocka_unit_test(test_huge_value_cut),
 		cmocka_unit_test(test_not_an_object),
 		cmocka_unit_test(test_invalid_json),
 		cmocka_unit_test(test_free_null),
