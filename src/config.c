@@ -92,6 +92,11 @@ static const struct key keys[] = {
 	{ "forward",	"events",	K_EVENTS,	OFF(events),		0, 0 },
 	{ "control",	"socket",	K_STRING,	OFF(control_socket),	0, 0 },
 	{ "control",	"mode",		K_MODE,		OFF(control_mode),	0, 0 },
+	{ "api",	"base",		K_URL,		OFF(api_base),		0, 0 },
+	{ "api",	"key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
+	{ "api",	"timeout",	K_INT,		OFF(api_timeout),	1, 600 },
+	{ "api",	"unknown_after", K_INT,		OFF(unknown_after),	1, TEN_YEARS },
+	/* Deprecated aliases of [api] base and key_file (see key_alias()). */
 	{ "reconciler",	"api_base",	K_URL,		OFF(api_base),		0, 0 },
 	{ "reconciler",	"api_key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
 	{ "reconciler",	"interval",	K_INT,		OFF(interval),		1, TEN_YEARS },
@@ -103,7 +108,7 @@ static const struct key keys[] = {
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = {
-	"http", "webhook", "storage", "forward", "control", "reconciler"
+	"http", "webhook", "storage", "forward", "control", "api", "reconciler"
 };
 #define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
 
@@ -201,6 +206,8 @@ defaults_scalars(struct config *c)
 	c->max_attempts = 12;
 	c->events = FORWARD_OUTCOMES;
 	c->control_mode = 0660;
+	c->api_timeout = 30;
+	c->unknown_after = 300;
 	c->interval = 10;
 	c->stale_after = 120;
 	c->max_backoff = 900;
@@ -430,6 +437,19 @@ parse_reader(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * The other name of a setting that has two ([api] base and its deprecated
+ * alias [reconciler] api_base share a field), or NULL.
+ */
+static const struct key *
+key_alias(const struct key *k)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (&keys[i] != k && keys[i].off == k->off)
+			return &keys[i];
+	return NULL;
+}
+
 static const struct key *
 key_find(const char *section, const char *name)
 {
@@ -455,7 +475,7 @@ parse_handler(void *user, const char *section, const char *name,
     const char *value)
 {
 	struct parse		*p = user;
-	const struct key	*k;
+	const struct key	*k, *alias;
 	char			 q[QUOTE_MAX * 4 + 8], why[256];
 	size_t			 i;
 	int			 r;
@@ -489,6 +509,16 @@ parse_handler(void *user, const char *section, const char *name,
 		return 0;
 	}
 	p->seen[i] = p->lineno;
+	if ((alias = key_alias(k)) != NULL) {
+		if (p->seen[alias - keys] != 0) {
+			parse_error(p, "[%s] %s: already set as [%s] %s on line %d",
+			    k->section, k->name, alias->section, alias->name,
+			    p->seen[alias - keys]);
+			return 0;
+		}
+		if (strcmp(k->section, "reconciler") == 0)
+			p->c->api_deprecated = true;
+	}
 
 	why[0] = '\0';
 	if (*value == '\0')

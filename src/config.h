@@ -54,9 +54,14 @@ struct config {
 	char			*control_socket;
 	mode_t			 control_mode;
 
-	/* [reconciler] */
+	/* [api] ([reconciler] api_base and api_key_file: deprecated aliases) */
 	char			*api_base;
 	char			*api_key_file;	/* default unset: credentials, then env */
+	int			 api_timeout;	/* seconds for one API call */
+	int			 unknown_after;	/* seconds before an unknown create is not_created */
+	bool			 api_deprecated; /* an alias was used: main warns once */
+
+	/* [reconciler] */
 	int			 interval;
 	int			 stale_after;
 	int			 max_backoff;

@@ -52,7 +52,7 @@ struct reconcile_stats {
 
 extern const char *const reconcile_status_labels[8];
 
-/* What the reconciler needs of the configuration ([reconciler], SPEC §6). */
+/* What the reconciler needs of the configuration ([api], [reconciler], SPEC §6). */
 struct reconcile_params {
 	struct store	*store;		/* must outlive the reconciler */
 	const char	*api_base;	/* checked: https, or http to loopback */
@@ -64,6 +64,7 @@ struct reconcile_params {
 	int		 max_backoff;	/* cap of the per-payment backoff (s) */
 	int		 give_up_after;	/* seconds unchanged before gave_up */
 	double		 max_rps;	/* retrieves per second, > 0 */
+	int		 timeout_s;	/* [api] timeout: one retrieve */
 };
 
 /*
