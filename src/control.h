@@ -28,6 +28,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "gateway.h"
+
 struct control;
 struct store;
 
@@ -44,6 +46,18 @@ struct control_reconciler {
 	void	*arg;
 };
 
+/* The pay gateway's side of pay, cancel and capture (SPEC §4.1). */
+struct control_gateway {
+	/*
+	 * Hands call (copied) to the gateway; must not block.  Returns 0, and
+	 * then control_gateway_done(req, ...) must be called exactly once,
+	 * from any thread, before control_stop() returns; or -1 (answered
+	 * "internal"; then never).
+	 */
+	int	(*call)(void *arg, const struct gateway_call *call, void *req);
+	void	*arg;
+};
+
 struct control_params {
 	const char	*path;		/* [control] socket */
 	mode_t		 mode;		/* [control] mode */
@@ -57,6 +71,8 @@ struct control_params {
 	void		*stats_arg;
 	/* NULL: reconcile answers reconciler_disabled. */
 	const struct control_reconciler *reconciler;
+	/* NULL: pay, cancel and capture answer api_disabled. */
+	const struct control_gateway *gateway;
 };
 
 /*
@@ -93,5 +109,11 @@ int		 control_clients(struct control *);
  */
 void		 control_reconcile_done(void *req, const char *error,
 		    const char *message, bool changed);
+
+/*
+ * The gateway's answer to the request req (any thread; copied).  A pay then
+ * waits for its payment's outcome, unless it asked for "wait":0.
+ */
+void		 control_gateway_done(void *req, const struct gateway_answer *);
 
 #endif

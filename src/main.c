@@ -3,10 +3,11 @@
  *
  * Threads: main (this file) waits for signals with sigtimedwait() and acts on
  * them; every other thread has them blocked.  The others: the store's writer,
- * one per sink, libmicrohttpd's, the reconciler's, the control socket's.
- * Startup order is store, sinks, reconciler, control, HTTP: once /healthz
- * answers, everything else is up.  Shutdown stops them in the order HTTP,
- * control, reconciler, sinks, store, so that every request answered and
+ * one per sink, libmicrohttpd's, the reconciler's, the pay gateway's, the
+ * control socket's.  Startup order is store, sinks, reconciler, gateway,
+ * control, HTTP: once /healthz answers, everything else is up.  Shutdown
+ * stops them in the order HTTP, control, gateway, reconciler, sinks, store
+ * (control waits for the gateway's answers), so that every request answered and
  * every delivery made is saved before the writer commits its last batch,
  * and only then frees them.  Only this file and
  * config.c know struct config: each subsystem gets a small params struct.
@@ -25,6 +26,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "gateway.h"
 #include "http.h"
 #include "log.h"
 #include "reconcile.h"
@@ -49,13 +51,15 @@ struct daemon {
 	bool			 check;		/* -t */
 	struct sig_key		*keys;		/* until HTTP has its copy */
 	size_t			 nkeys;
-	char			*api_key;	/* until the reconciler has its copy */
+	char			*api_key;	/* until the reconciler and gateway have copies */
 	struct stats_source	 src;		/* every subsystem, for stats */
 	struct store		*store;
 	struct http		*http;
 	struct control		*control;	/* NULL when [control] socket is unset */
 	struct reconciler	*reconciler;	/* NULL when no API key is configured */
+	struct gateway		*gateway;	/* NULL when no API key is configured */
 	struct control_reconciler rc_glue;
+	struct control_gateway	 gw_glue;
 };
 
 static void
@@ -113,7 +117,8 @@ parse_args(struct daemon *d, int argc, char *argv[])
 
 /*
  * Everything a start needs before it binds anything: the configuration, the
- * secrets, api_base, the directories.  Exits 78 on a problem.
+ * secrets, [api] base (checked with or without a key), the directories.
+ * Exits 78 on a problem.
  */
 static void
 configure(struct daemon *d)
@@ -127,10 +132,12 @@ configure(struct daemon *d)
 	if (secrets_webhook_keys(d->cfg.secret_file, d->cfg.scheme, &d->keys, &d->nkeys,
 	    err, sizeof(err)) == -1 ||
 	    secrets_api_key(d->cfg.api_key_file, &d->api_key, &src, err, sizeof(err)) == -1 ||
-	    (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, err,
-	    sizeof(err)) == -1) ||
+	    vinr_api_check_base(d->cfg.api_base, err, sizeof(err)) == -1 ||
 	    config_check_dirs(&d->cfg, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration %s: %s", d->file, err);
+	if (d->cfg.api_deprecated)
+		log_warnx("configuration %s: [reconciler] api_base and api_key_file are "
+		    "deprecated: use [api] base and key_file", d->file);
 	log_debug("%zu webhook secret(s); API key from %s", d->nkeys, src);
 }
 
@@ -193,17 +200,34 @@ start_reconciler(struct daemon *d, char *err, size_t errlen)
 	    .api_key = d->api_key, .api_key_file = c->api_key_file,
 	    .interval = c->interval, .stale_after = c->stale_after,
 	    .max_backoff = c->max_backoff, .give_up_after = c->give_up_after,
-	    .max_rps = c->max_rps };
+	    .max_rps = c->max_rps, .timeout_s = c->api_timeout };
 
 	if (d->api_key == NULL) {
-		log_info("reconciler disabled: no API key configured");
+		log_info("reconciler and pay/cancel/capture disabled: no API key "
+		    "configured");
 		return 0;
 	}
 	d->reconciler = reconcile_start(&p, err, errlen);
-	secrets_key_free(d->api_key);
-	d->api_key = NULL;
 	atomic_store(&d->src.reconciler, d->reconciler);
 	return d->reconciler != NULL ? 0 : -1;
+}
+
+/* The pay gateway (SPEC §4.1); the API key is dropped once it has a copy. */
+static int
+start_gateway(struct daemon *d, char *err, size_t errlen)
+{
+	const struct config *c = &d->cfg;
+	struct gateway_params p = { .store = d->store, .api_base = c->api_base,
+	    .api_key = d->api_key, .api_key_file = c->api_key_file,
+	    .timeout_s = c->api_timeout, .unknown_after_s = c->unknown_after };
+
+	if (d->api_key == NULL)
+		return 0;
+	d->gateway = gateway_start(&p, err, errlen);
+	secrets_key_free(d->api_key);
+	d->api_key = NULL;
+	atomic_store(&d->src.gateway, d->gateway);
+	return d->gateway != NULL ? 0 : -1;
 }
 
 /* The control socket's "reconcile", answered by the reconciler. */
@@ -226,6 +250,19 @@ rc_request(void *arg, const char *payment_id, void *req)
 	return reconcile_request(arg, payment_id, rc_answered, req);
 }
 
+/* The control socket's pay, cancel and capture, answered by the gateway. */
+static void
+gw_answered(void *req, const struct gateway_answer *a)
+{
+	control_gateway_done(req, a);
+}
+
+static int
+gw_request(void *arg, const struct gateway_call *call, void *req)
+{
+	return gateway_call(arg, call, gw_answered, req);
+}
+
 static int
 start_control(struct daemon *d, char *err, size_t errlen)
 {
@@ -238,6 +275,10 @@ start_control(struct daemon *d, char *err, size_t errlen)
 	if (d->reconciler != NULL) {
 		d->rc_glue = (struct control_reconciler){ rc_request, d->reconciler };
 		p.reconciler = &d->rc_glue;
+	}
+	if (d->gateway != NULL) {
+		d->gw_glue = (struct control_gateway){ gw_request, d->gateway };
+		p.gateway = &d->gw_glue;
 	}
 	if ((d->control = control_start(&p, err, errlen)) == NULL)
 		return -1;
@@ -268,6 +309,8 @@ start(struct daemon *d)
 		fatalx(EXIT_RUNTIME, "%s", err);
 	if (start_reconciler(d, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "reconciler: %s", err);
+	if (start_gateway(d, err, sizeof(err)) == -1)
+		fatalx(EXIT_RUNTIME, "gateway: %s", err);
 	if (start_control(d, err, sizeof(err)) == -1 ||
 	    start_http(d, listen_fd, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
@@ -298,6 +341,7 @@ reload(struct daemon *d)
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_reopen(d->src.sinks[i]);
 	reconcile_reload(d->reconciler);
+	gateway_reload(d->gateway);
 }
 
 /*
@@ -342,12 +386,14 @@ stop(struct daemon *d)
 	sd_notify(0, "STOPPING=1");
 	http_stop(d->http, 10000);
 	control_stop(d->control);
+	gateway_stop(d->gateway);
 	reconcile_stop(d->reconciler);
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_stop(d->src.sinks[i]);
 	store_stop(d->store);
 	http_free(d->http);
 	control_free(d->control);
+	gateway_free(d->gateway);
 	reconcile_free(d->reconciler);
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_free(d->src.sinks[i]);
@@ -366,8 +412,9 @@ main(int argc, char *argv[])
 	parse_args(&d, argc, argv);
 	configure(&d);
 	if (d.check) {
-		printf("%s: configuration ok (%zu webhook secret(s), reconciler %s)\n",
-		    d.file, d.nkeys, d.api_key != NULL ? "enabled" : "disabled: no API key");
+		printf("%s: configuration ok (%zu webhook secret(s), reconciler and "
+		    "pay %s)\n", d.file, d.nkeys, d.api_key != NULL ? "enabled" :
+		    "disabled: no API key");
 		secrets_keys_free(d.keys, d.nkeys);
 		secrets_key_free(d.api_key);
 		config_release(&d.cfg);
