@@ -485,6 +485,7 @@ pay_resolve(struct store_conn *c, const struct payment *p, bool pay_new, const c
 		free(key);
 		return rc;
 	}
+	rc = SQLITE_OK;
 	if (key != NULL && (rc = pay_linked(c, p->id, &linked)) == SQLITE_OK && !linked &&
 	    (rc = pay_link(c, key, p->id, now)) == SQLITE_OK)
 		log_info("pay: the unknown request %s was created: payment %s", key, p->id);
