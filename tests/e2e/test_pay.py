@@ -305,3 +305,216 @@ def test_the_api_key_is_never_logged_nor_echoed(pair, tmp_path):
     assert key not in d.log()
     assert key.encode() not in d.event_log_bytes()
     assert not d.query("SELECT id FROM events WHERE body LIKE ?", "%" + key + "%")
+
+
+# ---------------------------------------------------------------------------
+# Against a stub VINR that misbehaves on purpose
+
+def iso_now(offset=0):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset))
+
+
+class StubVinr:
+    """A Cloud API that does what the test says with each create: "ok"
+    (202 and a pending payment), "drop" (reads the request, closes without
+    an answer), "hang" (answers after hang_s), or an HTTP status.  Cancel
+    and capture answer cancel_status.  It records every request."""
+
+    def __init__(self):
+        self.plan = []                 # what the next creates do, in order
+        self.creates = []              # the bodies of every create received
+        self.auth = []
+        self.hang_s = 5
+        self.cancel_status = 500
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _answer(self, status, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                stub.auth.append(self.headers.get("Authorization"))
+                if not self.path.startswith("/v1/terminal/payments") or \
+                        self.path.count("/") > 3:
+                    self._answer(stub.cancel_status, {"error": {
+                        "code": "internal_error", "message": "try later"}})
+                    return
+                stub.creates.append(body)
+                what = stub.plan.pop(0) if stub.plan else "ok"
+                if what == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if what == "hang":
+                    time.sleep(stub.hang_s)
+                    what = "ok"
+                if what == "ok":
+                    pay = {"id": "tpay_stub_%d" % len(stub.creates),
+                           "terminalId": body["terminalId"], "amount": body["amount"],
+                           "currency": body["currency"], "reference": body["reference"],
+                           "status": "pending", "responseMode": "async",
+                           "createdAt": iso_now()}
+                    self._answer(202, pay)
+                else:
+                    self._answer(what, {"error": {"code": "stub_%d" % what,
+                                                  "message": "the stub says %d" % what}})
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.srv.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture
+def stubbed(make_daemon):
+    stubs = []
+
+    def factory(api=None, name="d"):
+        stub = StubVinr()
+        stubs.append(stub)
+        d = make_daemon(name=name, start=False, env={"VINR_API_KEY": API_KEY})
+        configure(d, stub.url, dict({"timeout": 2, "unknown_after": 3600}, **(api or {})),
+                  rc={"stale_after": 3600})
+        d.start()
+        return d, stub
+    yield factory
+    for s in stubs:
+        s.close()
+
+
+def resolving_webhook(d, reference, pid, amount=2500, created=None):
+    ev = make_event("completed", payment_id=pid, terminalId="term_test_simulator",
+                    amount=amount, currency="USD", reference=reference,
+                    createdAt=created or iso_now())
+    st, body = d.post_event(ev)
+    assert st == 200 and body["duplicate"] is False, body
+
+
+def test_dropped_create_is_unknown_never_resent_and_resolved_by_the_webhook(stubbed):
+    d, stub = stubbed()
+    stub.plan = ["drop"]
+    req = pay_req()
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is False and r["error"] == "upstream_unknown", r
+    assert requests_row(d, req["reference"]) == ("unknown", None)
+    # A repeat with the same key: the same answer, and no second create.
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is False and r["error"] == "upstream_unknown"
+    assert len(stub.creates) == 1
+    # An older payment of the same order does not resolve it ...
+    resolving_webhook(d, req["reference"], "tpay_older", created=iso_now(-600))
+    assert requests_row(d, req["reference"]) == ("unknown", None)
+    # ... nor one of another amount; the first matching new one does.
+    resolving_webhook(d, req["reference"], "tpay_other_amount", amount=2600)
+    resolving_webhook(d, req["reference"], "tpay_the_real_one")
+    assert requests_row(d, req["reference"]) == ("created", "tpay_the_real_one")
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is True and r["payment"]["paymentId"] == "tpay_the_real_one", r
+    assert r["payment"]["status"] == "completed" and r["payment"]["tracked"] is True
+    assert len(stub.creates) == 1
+    assert d.ctl({"cmd": "stats"})["stats"]["api"]["unknown"] == 1
+
+
+def test_unknown_becomes_not_created_after_unknown_after(stubbed):
+    d, stub = stubbed(api={"unknown_after": 2})
+    stub.plan = ["drop"]
+    req = pay_req()
+    assert d.ctl(req, timeout=30)["error"] == "upstream_unknown"
+    wait_for(lambda: requests_row(d, req["reference"]) == ("not_created", None),
+             timeout=10, what="not_created")
+    d.wait_log("marked not_created")
+    # Now the same key may create again.
+    r = d.ctl(dict(req, wait=0), timeout=30)
+    assert r["ok"] is True and r["payment"]["paymentId"] == "tpay_stub_2", r
+    assert len(stub.creates) == 2
+
+
+@pytest.mark.parametrize("what,error,state", [
+    (500, "upstream_unknown", "unknown"),
+    (503, "upstream_unknown", "unknown"),
+    ("hang", "upstream_unknown", "unknown"),      # past [api] timeout
+    (409, "upstream_error", "not_created"),
+    (400, "upstream_error", "not_created"),
+])
+def test_create_errors(stubbed, what, error, state):
+    d, stub = stubbed()
+    stub.plan = [what]
+    req = pay_req()
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is False and r["error"] == error, r
+    if error == "upstream_error":
+        assert r["status"] == what and r["code"] == "stub_%d" % what
+        assert "the stub says" in r["message"]
+    assert requests_row(d, req["reference"])[0] == state
+    r2 = d.ctl(dict(req, wait=0), timeout=30)
+    if state == "unknown":
+        assert r2["error"] == "upstream_unknown" and len(stub.creates) == 1
+    else:
+        assert r2["ok"] is True and len(stub.creates) == 2
+
+
+def test_cancel_and_capture_5xx_are_upstream_errors(stubbed):
+    d, stub = stubbed()
+    for cmd in ("cancel", "capture"):
+        r = d.ctl({"cmd": cmd, "paymentId": "tpay_x"}, timeout=30)
+        assert r["ok"] is False and r["error"] == "upstream_error", r
+        assert r["status"] == 500 and r["code"] == "internal_error"
+    assert d.ctl({"cmd": "stats"})["stats"]["api"]["errors"] == 2
+
+
+def test_unreachable_vinr_is_not_created(make_daemon):
+    d = make_daemon(start=False, env={"VINR_API_KEY": API_KEY})
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    configure(d, "http://127.0.0.1:%d" % port.getsockname()[1])
+    port.close()                               # nobody listens there
+    d.start()
+    req = pay_req()
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is False and r["error"] == "upstream_error" and r["status"] is None, r
+    assert requests_row(d, req["reference"]) == ("not_created", None)
+
+
+def test_sigkill_between_commit_and_answer(stubbed):
+    """The daemon dies while VINR holds the create: after a restart the
+    request is unknown, never sent again, and the webhook resolves it."""
+    d, stub = stubbed(api={"timeout": 30})
+    stub.hang_s = 3
+    stub.plan = ["hang"]
+    req = pay_req()
+    c = d.control_client(timeout=30)
+    c.send(req)
+    wait_for(lambda: len(stub.creates) == 1, what="the create to reach VINR")
+    assert requests_row(d, req["reference"]) == ("sending", None)
+    d.proc.kill()
+    d.proc.wait()
+    c.close()
+    time.sleep(stub.hang_s)                    # VINR created it meanwhile
+    d.start()
+    d.wait_log("their outcome is unknown")
+    assert requests_row(d, req["reference"]) == ("unknown", None)
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is False and r["error"] == "upstream_unknown"
+    assert len(stub.creates) == 1
+    resolving_webhook(d, req["reference"], "tpay_stub_1")
+    r = d.ctl(req, timeout=30)
+    assert r["ok"] is True and r["payment"]["paymentId"] == "tpay_stub_1"
+    assert len(stub.creates) == 1
+    assert all(a == "Bearer " + API_KEY for a in stub.auth)
+    assert API_KEY not in d.log()
