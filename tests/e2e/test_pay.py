@@ -518,3 +518,25 @@ def test_sigkill_between_commit_and_answer(stubbed):
     assert len(stub.creates) == 1
     assert all(a == "Bearer " + API_KEY for a in stub.auth)
     assert API_KEY not in d.log()
+
+
+def test_deprecated_aliases_still_work_and_warn_once(make_daemon, make_sim):
+    d = make_daemon(start=False, env={"VINR_API_KEY": API_KEY})
+    sim = make_sim(daemon=d)
+    d.sections["reconciler"] = {"api_base": sim.url}
+    write_conf(d.conf_path, d.sections)
+    d.start()
+    r = d.ctl(pay_req(), timeout=30)
+    assert r["ok"] is True and r["payment"]["status"] == "completed"
+    assert d.log().count("deprecated") == 1
+
+
+def test_check_config_checks_api_base_without_a_key(make_daemon):
+    from conftest import run_webhookd
+    d = make_daemon(start=False, conf={"api": {"base": "http://example.com"}})
+    r = run_webhookd("-t", "-c", d.conf_path)
+    assert r.returncode == 78 and "[api] base" in r.stderr and "loopback" in r.stderr
+    d.sections["api"] = {"base": "http://127.0.0.1:1", "base2": "x"}
+    write_conf(d.conf_path, d.sections)
+    r = run_webhookd("-t", "-c", d.conf_path)
+    assert r.returncode == 78 and "[api] base2: unknown key" in r.stderr
