@@ -528,7 +528,7 @@ def test_deprecated_aliases_still_work_and_warn_once(make_daemon, make_sim):
     d.start()
     r = d.ctl(pay_req(), timeout=30)
     assert r["ok"] is True and r["payment"]["status"] == "completed"
-    assert d.log().count("deprecated") == 1
+    assert d.log().count("are deprecated: use [api]") == 1
 
 
 def test_check_config_checks_api_base_without_a_key(make_daemon):
