@@ -96,9 +96,6 @@ static const struct key keys[] = {
 	{ "api",	"key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
 	{ "api",	"timeout",	K_INT,		OFF(api_timeout),	1, 600 },
 	{ "api",	"unknown_after", K_INT,		OFF(unknown_after),	1, TEN_YEARS },
-	/* Deprecated aliases of [api] base and key_file (see key_alias()). */
-	{ "reconciler",	"api_base",	K_URL,		OFF(api_base),		0, 0 },
-	{ "reconciler",	"api_key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
 	{ "reconciler",	"interval",	K_INT,		OFF(interval),		1, TEN_YEARS },
 	{ "reconciler",	"stale_after",	K_INT,		OFF(stale_after),	1, TEN_YEARS },
 	{ "reconciler",	"max_backoff",	K_INT,		OFF(max_backoff),	1, TEN_YEARS },
@@ -106,6 +103,16 @@ static const struct key keys[] = {
 	{ "reconciler",	"max_rps",	K_RATE,		OFF(max_rps),		0, 0 },
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+/* Deprecated names that still work (main warns once): old, then new. */
+static const struct alias {
+	const char	*section, *name;
+	const char	*to_section, *to_name;
+} aliases[] = {
+	{ "reconciler", "api_base", "api", "base" },
+	{ "reconciler", "api_key_file", "api", "key_file" },
+};
+#define NALIASES	(sizeof(aliases) / sizeof(aliases[0]))
 
 static const char *const sections[] = {
 	"http", "webhook", "storage", "forward", "control", "api", "reconciler"
@@ -134,6 +141,7 @@ struct parse {
 	int		 errline;	/* line of the first error, 0 = none */
 	char		 msg[512];	/* that error, without "file:line: " */
 	int		 seen[NKEYS];	/* line that set each key, 0 = not yet */
+	int		 alias_seen[NKEYS]; /* same, by its deprecated name */
 };
 
 static void	 defaults_scalars(struct config *);
@@ -437,17 +445,51 @@ parse_reader(char *str, int num, void *stream)
 	return str;
 }
 
-/*
- * The other name of a setting that has two ([api] base and its deprecated
- * alias [reconciler] api_base share a field), or NULL.
- */
-static const struct key *
-key_alias(const struct key *k)
+static const struct alias *
+alias_find(const char *section, const char *name)
 {
-	for (size_t i = 0; i < NKEYS; i++)
-		if (&keys[i] != k && keys[i].off == k->off)
-			return &keys[i];
+	for (size_t i = 0; i < NALIASES; i++)
+		if (strcmp(aliases[i].section, section) == 0 &&
+		    strcmp(aliases[i].name, name) == 0)
+			return &aliases[i];
 	return NULL;
+}
+
+/*
+ * Records that k was set on this line, by its deprecated name when a is
+ * not NULL.  A key set twice, under either name, is an error: false.
+ */
+static bool
+key_seen(struct parse *p, const struct key *k, const struct alias *a)
+{
+	size_t i = (size_t)(k - keys);
+	int *mine = a != NULL ? &p->alias_seen[i] : &p->seen[i];
+	int other = a != NULL ? p->seen[i] : p->alias_seen[i];
+	const char *sec = a != NULL ? a->section : k->section;
+	const char *name = a != NULL ? a->name : k->name;
+	const struct alias *b = NULL;
+
+	/* The other name: k's own, or its deprecated one. */
+	for (size_t j = 0; a == NULL && j < NALIASES; j++)
+		if (strcmp(aliases[j].to_section, k->section) == 0 &&
+		    strcmp(aliases[j].to_name, k->name) == 0)
+			b = &aliases[j];
+
+	if (*mine != 0) {
+		parse_error(p, "[%s] %s: repeated key (first set on line %d)", sec, name,
+		    *mine);
+		return false;
+	}
+	if (other != 0) {
+		parse_error(p, "[%s] %s: already set as [%s] %s on line %d", sec, name,
+		    a != NULL ? k->section : b->section, a != NULL ? k->name : b->name,
+		    other);
+		return false;
+	}
+	*mine = p->lineno;
+	if (a != NULL)
+		p->c->api_deprecated = true;
+	return true;
 }
 
 static const struct key *
@@ -475,9 +517,9 @@ parse_handler(void *user, const char *section, const char *name,
     const char *value)
 {
 	struct parse		*p = user;
-	const struct key	*k, *alias;
+	const struct key	*k;
+	const struct alias	*a;
 	char			 q[QUOTE_MAX * 4 + 8], why[256];
-	size_t			 i;
 	int			 r;
 
 	/* A "new section" call, when inih is built to make them. */
@@ -493,7 +535,10 @@ parse_handler(void *user, const char *section, const char *name,
 		parse_error(p, "%s: key outside any [section]", q);
 		return 0;
 	}
-	if ((k = key_find(section, name)) == NULL) {
+	/* A deprecated name sets the new key; errors say the name used. */
+	a = alias_find(section, name);
+	if ((k = a != NULL ? key_find(a->to_section, a->to_name) :
+	    key_find(section, name)) == NULL) {
 		name_fmt(q, sizeof(q), name, strlen(name));
 		if (!section_known(section, strlen(section))) {
 			name_fmt(q, sizeof(q), section, strlen(section));
@@ -502,23 +547,8 @@ parse_handler(void *user, const char *section, const char *name,
 			parse_error(p, "[%s] %s: unknown key", section, q);
 		return 0;
 	}
-	i = (size_t)(k - keys);
-	if (p->seen[i] != 0) {
-		parse_error(p, "[%s] %s: repeated key (first set on line %d)",
-		    k->section, k->name, p->seen[i]);
+	if (!key_seen(p, k, a))
 		return 0;
-	}
-	p->seen[i] = p->lineno;
-	if ((alias = key_alias(k)) != NULL) {
-		if (p->seen[alias - keys] != 0) {
-			parse_error(p, "[%s] %s: already set as [%s] %s on line %d",
-			    k->section, k->name, alias->section, alias->name,
-			    p->seen[alias - keys]);
-			return 0;
-		}
-		if (strcmp(k->section, "reconciler") == 0)
-			p->c->api_deprecated = true;
-	}
 
 	why[0] = '\0';
 	if (*value == '\0')
@@ -527,10 +557,10 @@ parse_handler(void *user, const char *section, const char *name,
 		r = key_set(p->c, k, value, why, sizeof(why));
 	if (r == -1) {
 		if (*value == '\0' || key_sensitive(k))
-			parse_error(p, "[%s] %s: %s", k->section, k->name, why);
+			parse_error(p, "[%s] %s: %s", section, name, why);
 		else {
 			quote(q, sizeof(q), value);
-			parse_error(p, "[%s] %s: %s: %s", k->section, k->name,
+			parse_error(p, "[%s] %s: %s: %s", section, name,
 			    why, q);
 		}
 		return 0;
