@@ -46,18 +46,6 @@ struct control_reconciler {
 	void	*arg;
 };
 
-/* The pay gateway's side of pay, cancel and capture (SPEC §4.1). */
-struct control_gateway {
-	/*
-	 * Hands call (copied) to the gateway; must not block.  Returns 0, and
-	 * then control_gateway_done(req, ...) must be called exactly once,
-	 * from any thread, before control_stop() returns; or -1 (answered
-	 * "internal"; then never).
-	 */
-	int	(*call)(void *arg, const struct gateway_call *call, void *req);
-	void	*arg;
-};
-
 struct control_params {
 	const char	*path;		/* [control] socket */
 	mode_t		 mode;		/* [control] mode */
@@ -71,8 +59,12 @@ struct control_params {
 	void		*stats_arg;
 	/* NULL: reconcile answers reconciler_disabled. */
 	const struct control_reconciler *reconciler;
-	/* NULL: pay, cancel and capture answer api_disabled. */
-	const struct control_gateway *gateway;
+	/*
+	 * pay, cancel and capture go to it (gateway_call(), answered through
+	 * control_gateway_done()); NULL: they answer api_disabled.  Must
+	 * outlive the control: control_stop() waits for its answers.
+	 */
+	struct gateway	*gateway;
 };
 
 /*

@@ -57,7 +57,7 @@ struct control {
 	cJSON		*(*stats)(void *);
 	void		*stats_arg;
 	const struct control_reconciler *rc;
-	const struct control_gateway *gw;
+	struct gateway	*gw;		/* NULL: no API key */
 	struct control_block *blk;
 	struct control_io *io;
 	bool		 stopped;
@@ -373,7 +373,7 @@ gateway_start_op(struct control *ctl, struct client *cl, struct control_op *op,
     const struct gateway_call *call)
 {
 	control_block_op_start(cl->rq, op);
-	if (ctl->gw->call(ctl->gw->arg, call, op) == -1) {
+	if (gateway_call(ctl->gw, call, control_gateway_done, op) == -1) {
 		control_block_op_cancel(op);
 		control_block_error(cl->rq, "internal", "the gateway cannot take the request");
 	}

@@ -3,14 +3,13 @@
  *
  * Threads: main (this file) waits for signals with sigtimedwait() and acts on
  * them; every other thread has them blocked.  The others: the store's writer,
- * one per sink, libmicrohttpd's, the reconciler's, the pay gateway's, the
- * control socket's.  Startup order is store, sinks, reconciler, gateway,
- * control, HTTP: once /healthz answers, everything else is up.  Shutdown
- * stops them in the order HTTP, control, gateway, reconciler, sinks, store
- * (control waits for the gateway's answers), so that every request answered and
- * every delivery made is saved before the writer commits its last batch,
- * and only then frees them.  Only this file and
- * config.c know struct config: each subsystem gets a small params struct.
+ * one per sink, libmicrohttpd's, the reconciler's, the gateway's, control's.
+ * Startup order is store, sinks, reconciler, gateway, control, HTTP: once
+ * /healthz answers, everything else is up.  Shutdown stops them in the order
+ * HTTP, control, gateway, reconciler, sinks, store, so that every request
+ * answered and every delivery made is saved before the writer commits its
+ * last batch, and only then frees them.  Only this file and config.c know
+ * struct config: each subsystem gets a small params struct.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -59,7 +58,6 @@ struct daemon {
 	struct reconciler	*reconciler;	/* NULL when no API key is configured */
 	struct gateway		*gateway;	/* NULL when no API key is configured */
 	struct control_reconciler rc_glue;
-	struct control_gateway	 gw_glue;
 };
 
 static void
@@ -115,11 +113,8 @@ parse_args(struct daemon *d, int argc, char *argv[])
 	log_init(debug);
 }
 
-/*
- * Everything a start needs before it binds anything: the configuration, the
- * secrets, [api] base (checked with or without a key), the directories.
- * Exits 78 on a problem.
- */
+/* Everything a start needs before it binds anything: the configuration, the
+ * secrets, [api] base (key or not), the directories.  Exits 78 on a problem. */
 static void
 configure(struct daemon *d)
 {
@@ -135,9 +130,8 @@ configure(struct daemon *d)
 	    vinr_api_check_base(d->cfg.api_base, err, sizeof(err)) == -1 ||
 	    config_check_dirs(&d->cfg, err, sizeof(err)) == -1)
 		fatalx(EXIT_CONFIG, "configuration %s: %s", d->file, err);
-	if (d->cfg.api_deprecated)
-		log_warnx("configuration %s: [reconciler] api_base and api_key_file are "
-		    "deprecated: use [api] base and key_file", d->file);
+	if (d->cfg.api_deprecated)	/* once */
+		log_warnx("%s: [reconciler] api_* are deprecated: use [api]", d->file);
 	log_debug("%zu webhook secret(s); API key from %s", d->nkeys, src);
 }
 
@@ -192,8 +186,9 @@ start_http(struct daemon *d, int listen_fd, char *err, size_t errlen)
 	return d->http != NULL ? 0 : -1;
 }
 
+/* The reconciler and the pay gateway: VINR's API (none without a key). */
 static int
-start_reconciler(struct daemon *d, char *err, size_t errlen)
+start_api(struct daemon *d, char *err, size_t errlen)
 {
 	const struct config *c = &d->cfg;
 	struct reconcile_params p = { .store = d->store, .api_base = c->api_base,
@@ -201,31 +196,18 @@ start_reconciler(struct daemon *d, char *err, size_t errlen)
 	    .interval = c->interval, .stale_after = c->stale_after,
 	    .max_backoff = c->max_backoff, .give_up_after = c->give_up_after,
 	    .max_rps = c->max_rps, .timeout_s = c->api_timeout };
+	struct gateway_params g = { d->store, c->api_base, d->api_key, c->api_key_file,
+	    c->api_timeout, c->unknown_after };
 
 	if (d->api_key == NULL) {
-		log_info("reconciler and pay/cancel/capture disabled: no API key "
-		    "configured");
+		log_info("reconciler and pay/cancel/capture disabled: no API key");
 		return 0;
 	}
-	d->reconciler = reconcile_start(&p, err, errlen);
-	atomic_store(&d->src.reconciler, d->reconciler);
-	return d->reconciler != NULL ? 0 : -1;
-}
-
-/* The pay gateway (SPEC §4.1); the API key is dropped once it has a copy. */
-static int
-start_gateway(struct daemon *d, char *err, size_t errlen)
-{
-	const struct config *c = &d->cfg;
-	struct gateway_params p = { .store = d->store, .api_base = c->api_base,
-	    .api_key = d->api_key, .api_key_file = c->api_key_file,
-	    .timeout_s = c->api_timeout, .unknown_after_s = c->unknown_after };
-
-	if (d->api_key == NULL)
-		return 0;
-	d->gateway = gateway_start(&p, err, errlen);
+	if ((d->reconciler = reconcile_start(&p, err, errlen)) != NULL)
+		d->gateway = gateway_start(&g, err, errlen);
 	secrets_key_free(d->api_key);
 	d->api_key = NULL;
+	atomic_store(&d->src.reconciler, d->reconciler);
 	atomic_store(&d->src.gateway, d->gateway);
 	return d->gateway != NULL ? 0 : -1;
 }
@@ -235,7 +217,6 @@ static void
 rc_answered(void *req, enum rc_answer a, bool changed, const char *msg)
 {
 	static const char *const code[] = {
-		[RC_ANSWER_OK] = NULL,
 		[RC_ANSWER_NOT_FOUND] = "not_found",
 		[RC_ANSWER_UPSTREAM] = "upstream_error",
 		[RC_ANSWER_STOPPING] = "internal",
@@ -248,19 +229,6 @@ static int
 rc_request(void *arg, const char *payment_id, void *req)
 {
 	return reconcile_request(arg, payment_id, rc_answered, req);
-}
-
-/* The control socket's pay, cancel and capture, answered by the gateway. */
-static void
-gw_answered(void *req, const struct gateway_answer *a)
-{
-	control_gateway_done(req, a);
-}
-
-static int
-gw_request(void *arg, const struct gateway_call *call, void *req)
-{
-	return gateway_call(arg, call, gw_answered, req);
 }
 
 static int
@@ -276,10 +244,7 @@ start_control(struct daemon *d, char *err, size_t errlen)
 		d->rc_glue = (struct control_reconciler){ rc_request, d->reconciler };
 		p.reconciler = &d->rc_glue;
 	}
-	if (d->gateway != NULL) {
-		d->gw_glue = (struct control_gateway){ gw_request, d->gateway };
-		p.gateway = &d->gw_glue;
-	}
+	p.gateway = d->gateway;
 	if ((d->control = control_start(&p, err, errlen)) == NULL)
 		return -1;
 	atomic_store(&d->src.control, d->control);
@@ -307,10 +272,8 @@ start(struct daemon *d)
 		fatalx(EXIT_RUNTIME, "cannot start the writer");
 	if (start_sinks(d, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
-	if (start_reconciler(d, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "reconciler: %s", err);
-	if (start_gateway(d, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "gateway: %s", err);
+	if (start_api(d, err, sizeof(err)) == -1)
+		fatalx(EXIT_RUNTIME, "VINR's API: %s", err);
 	if (start_control(d, err, sizeof(err)) == -1 ||
 	    start_http(d, listen_fd, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
@@ -412,9 +375,8 @@ main(int argc, char *argv[])
 	parse_args(&d, argc, argv);
 	configure(&d);
 	if (d.check) {
-		printf("%s: configuration ok (%zu webhook secret(s), reconciler and "
-		    "pay %s)\n", d.file, d.nkeys, d.api_key != NULL ? "enabled" :
-		    "disabled: no API key");
+		printf("%s: configuration ok (%zu webhook secret(s), VINR's API %s)\n", d.file,
+		    d.nkeys, d.api_key != NULL ? "enabled" : "disabled: no API key");
 		secrets_keys_free(d.keys, d.nkeys);
 		secrets_key_free(d.api_key);
 		config_release(&d.cfg);
