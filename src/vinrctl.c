@@ -322,7 +322,7 @@ usage:
 	return NULL;
 }
 
-/* hint: the path is the packaged default, not one the user chose. */
+/* hint: say how to name another socket when this one is missing. */
 static int
 connect_socket(const char *path, bool hint)
 {
@@ -466,7 +466,6 @@ main(int argc, char *argv[])
 {
 	const struct command *c;
 	const char *path = getenv("VINR_CONTROL_SOCKET");
-	bool chosen = path != NULL && *path != '\0';
 	struct timeval tv = { .tv_sec = ANSWER_WAIT_S };
 	const cJSON *t;
 	char *line, *buf = NULL;
@@ -486,14 +485,10 @@ main(int argc, char *argv[])
 				return EXIT_USAGE;
 			}
 			path = argv[i];
-			chosen = true;
-		} else if (strncmp(argv[i], "-s", 2) == 0) {
+		} else if (strncmp(argv[i], "-s", 2) == 0)
 			path = argv[i] + 2;
-			chosen = true;
-		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
+		else if (strncmp(argv[i], "--socket=", 9) == 0)
 			path = argv[i] + 9;
-			chosen = true;
-		}
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
 			return EXIT_OK;
@@ -547,7 +542,8 @@ main(int argc, char *argv[])
 		tv.tv_sec += cJSON_IsNumber(t) ? (time_t)t->valuedouble : WAIT_DEFAULT_S;
 	}
 	cJSON_Delete(req);
-	if ((fd = connect_socket(path, !chosen)) == -1) {
+	/* The packaged default that is not there: say how to name another. */
+	if ((fd = connect_socket(path, strcmp(path, DEFAULT_SOCKET) == 0)) == -1) {
 		free(line);
 		return EXIT_USAGE;
 	}
