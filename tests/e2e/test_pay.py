@@ -540,3 +540,15 @@ def test_check_config_checks_api_base_without_a_key(make_daemon):
     write_conf(d.conf_path, d.sections)
     r = run_webhookd("-t", "-c", d.conf_path)
     assert r.returncode == 78 and "[api] base2: unknown key" in r.stderr
+
+
+def test_vinrctl_hints_at_s_when_the_default_socket_is_missing():
+    import os
+    from conftest import run_vinrctl
+    if os.path.exists("/run/vinr-webhookd/control.sock"):
+        pytest.skip("a daemon runs on the default socket here")
+    r = run_vinrctl("ping")
+    assert r.returncode == 2
+    assert "-s SOCKET" in r.stderr and "VINR_CONTROL_SOCKET" in r.stderr
+    r = run_vinrctl("ping", socket_path="/nonexistent/control.sock")
+    assert r.returncode == 2 and "VINR_CONTROL_SOCKET" not in r.stderr
