@@ -64,13 +64,15 @@ MSG
 if [ -x "$BIN/vinr-sim" ]; then
 cat <<MSG
 
-  vinr-sim (VINR's cloud, on loopback) is feeding it.  Create a payment:
+  vinr-sim (VINR's cloud, on loopback) is feeding it.  Take a payment
+  through the daemon, which holds the sandbox API key, and get its outcome:
 
-    curl -sS -X POST http://127.0.0.1:8788/v1/terminal/payments \\
-      -H 'Authorization: Bearer sk_test_dev' -H 'Content-Type: application/json' \\
-      -d '{"terminalId":"term_test_simulator","amount":2500,"currency":"USD","reference":"order_1"}'
+    $BIN/vinrctl -s var/control.sock pay --terminal term_test_simulator \\
+      --amount 2500 --currency USD --reference order_1
 
-  and watch outcomes flow:   $BIN/vinrctl -s var/control.sock tail
+  a decline:   add --test-card "4000 0000 0000 0002" (and a new --reference)
+  a tip:       pay ... --manual, then $BIN/vinrctl -s var/control.sock capture ID --amount 2875
+  watch outcomes flow:   $BIN/vinrctl -s var/control.sock tail
 MSG
 fi
 cat <<MSG

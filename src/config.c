@@ -97,8 +97,10 @@ static const struct key keys[] = {
 	{ "control",	"socket",	K_STRING,	OFF(control_socket),	0, 0 },
 	{ "control",	"mode",		K_MODE,		OFF(control_mode),	0, 0 },
 	{ "control",	"idle_timeout",	K_INT,		OFF(control_idle_timeout), 1, 86400 },
-	{ "reconciler",	"api_base",	K_URL,		OFF(api_base),		0, 0 },
-	{ "reconciler",	"api_key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
+	{ "api",	"base",		K_URL,		OFF(api_base),		0, 0 },
+	{ "api",	"key_file",	K_STRING,	OFF(api_key_file),	0, 0 },
+	{ "api",	"timeout",	K_INT,		OFF(api_timeout),	1, 600 },
+	{ "api",	"unknown_after", K_INT,		OFF(unknown_after),	1, TEN_YEARS },
 	{ "reconciler",	"interval",	K_INT,		OFF(interval),		1, TEN_YEARS },
 	{ "reconciler",	"stale_after",	K_INT,		OFF(stale_after),	1, TEN_YEARS },
 	{ "reconciler",	"max_backoff",	K_INT,		OFF(max_backoff),	1, TEN_YEARS },
@@ -107,8 +109,18 @@ static const struct key keys[] = {
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
 
+/* Deprecated names that still work (main warns once): old, then new. */
+static const struct alias {
+	const char	*section, *name;
+	const char	*to_section, *to_name;
+} aliases[] = {
+	{ "reconciler", "api_base", "api", "base" },
+	{ "reconciler", "api_key_file", "api", "key_file" },
+};
+#define NALIASES	(sizeof(aliases) / sizeof(aliases[0]))
+
 static const char *const sections[] = {
-	"http", "webhook", "storage", "forward", "control", "reconciler"
+	"http", "webhook", "storage", "forward", "control", "api", "reconciler"
 };
 #define NSECTIONS	(sizeof(sections) / sizeof(sections[0]))
 
@@ -137,6 +149,7 @@ struct parse {
 	char		 all[4096];	/* every error, "file:line: msg" lines */
 	size_t		 alllen;
 	int		 seen[NKEYS];	/* line that set each key, 0 = not yet */
+	int		 alias_seen[NKEYS]; /* same, by its deprecated name */
 };
 
 static void	 defaults_scalars(struct config *);
@@ -211,6 +224,8 @@ defaults_scalars(struct config *c)
 	c->max_attempts = 12;
 	c->events = FORWARD_OUTCOMES;
 	c->control_mode = 0660;
+	c->api_timeout = 30;
+	c->unknown_after = 300;
 	c->interval = 10;
 	c->stale_after = 120;
 	c->max_backoff = 900;
@@ -455,6 +470,53 @@ parse_reader(char *str, int num, void *stream)
 	return str;
 }
 
+static const struct alias *
+alias_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NALIASES; i++)
+		if (strcmp(aliases[i].section, section) == 0 &&
+		    strcmp(aliases[i].name, name) == 0)
+			return &aliases[i];
+	return NULL;
+}
+
+/*
+ * Records that k was set on this line, by its deprecated name when a is
+ * not NULL.  A key set twice, under either name, is an error: false.
+ */
+static bool
+key_seen(struct parse *p, const struct key *k, const struct alias *a)
+{
+	size_t i = (size_t)(k - keys);
+	int *mine = a != NULL ? &p->alias_seen[i] : &p->seen[i];
+	int other = a != NULL ? p->seen[i] : p->alias_seen[i];
+	const char *sec = a != NULL ? a->section : k->section;
+	const char *name = a != NULL ? a->name : k->name;
+	const struct alias *b = NULL;
+
+	/* The other name: k's own, or its deprecated one. */
+	for (size_t j = 0; a == NULL && j < NALIASES; j++)
+		if (strcmp(aliases[j].to_section, k->section) == 0 &&
+		    strcmp(aliases[j].to_name, k->name) == 0)
+			b = &aliases[j];
+
+	if (*mine != 0) {
+		parse_error(p, "[%s] %s: repeated key (first set on line %d)", sec, name,
+		    *mine);
+		return false;
+	}
+	if (other != 0) {
+		parse_error(p, "[%s] %s: already set as [%s] %s on line %d", sec, name,
+		    a != NULL ? k->section : b->section, a != NULL ? k->name : b->name,
+		    other);
+		return false;
+	}
+	*mine = p->lineno;
+	if (a != NULL)
+		p->c->api_deprecated = true;
+	return true;
+}
+
 static const struct key *
 key_find(const char *section, const char *name)
 {
@@ -473,8 +535,8 @@ parse_handler(void *user, const char *section, const char *name,
 {
 	struct parse		*p = user;
 	const struct key	*k;
+	const struct alias	*a;
 	char			 q[QUOTE_MAX * 4 + 8], why[256];
-	size_t			 i;
 	int			 r;
 
 	/* A "new section" call, when inih is built to make them. */
@@ -490,7 +552,10 @@ parse_handler(void *user, const char *section, const char *name,
 		parse_error(p, "%s: key outside any [section]", q);
 		return 0;
 	}
-	if ((k = key_find(section, name)) == NULL) {
+	/* A deprecated name sets the new key; errors say the name used. */
+	a = alias_find(section, name);
+	if ((k = a != NULL ? key_find(a->to_section, a->to_name) :
+	    key_find(section, name)) == NULL) {
 		name_fmt(q, sizeof(q), name, strlen(name));
 		if (!section_known(section, strlen(section))) {
 			name_fmt(q, sizeof(q), section, strlen(section));
@@ -499,22 +564,18 @@ parse_handler(void *user, const char *section, const char *name,
 			parse_error(p, "[%s] %s: unknown key", section, q);
 		return 1;
 	}
-	i = (size_t)(k - keys);
-	if (p->seen[i] != 0) {
-		parse_error(p, "[%s] %s: repeated key (first set on line %d)",
-		    k->section, k->name, p->seen[i]);
-		return 1;
-	}
-	p->seen[i] = p->lineno;
+	if (!key_seen(p, k, a))
+		return 1;	/* said; parsing goes on to find every problem */
 
 	why[0] = '\0';
 	if (*value == '\0')
 		r = key_unset(p->c, k, why, sizeof(why));
 	else
 		r = key_set(p->c, k, value, why, sizeof(why));
-	/* Never the value: an operator may have pasted a secret here. */
+	/* Never the value: an operator may have pasted a secret here.  The
+	 * section and key are named as written (a deprecated alias too). */
 	if (r == -1)
-		parse_error(p, "[%s] %s: %s", k->section, k->name, why);
+		parse_error(p, "[%s] %s: %s", section, name, why);
 	return 1;
 }
 
@@ -939,7 +1000,9 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
 	struct parse	 p;
 	struct config	 n;
+	size_t		 i;
 	int		 ret, rc = -1;
+
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	memset(&p, 0, sizeof(p));
@@ -977,6 +1040,9 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 		n.secret_file_line = p.seen[key_find("webhook", "secret_file") - keys];
 		n.public_key_file_line =
 		    p.seen[key_find("webhook", "public_key_file") - keys];
+		i = (size_t)(key_find("api", "key_file") - keys);
+		n.api_key_file_line = p.seen[i] != 0 ? p.seen[i] : p.alias_seen[i];
+		n.hook_line = p.seen[key_find("forward", "hook") - keys];
 		config_release(c);
 		*c = n;
 		memset(&n, 0, sizeof(n));
@@ -1015,7 +1081,10 @@ config_problem(char *err, size_t errlen, int *n, const char *key, const char *pa
 
 	if (pl > 0 && strncmp(msg, path, pl) == 0 && strncmp(msg + pl, ": ", 2) == 0)
 		msg += pl + 2;
-	problem(err, errlen, n, "%s: %s", key, msg);
+	if (key != NULL)
+		problem(err, errlen, n, "%s: %s", key, msg);
+	else
+		problem(err, errlen, n, "%s", msg);
 }
 
 /* What is wrong with path for a file we create (its directory), or NULL. */
@@ -1058,13 +1127,18 @@ config_check(const struct config *c, char *err, size_t errlen, unsigned *bad)
 		const char	*sec, *key, *path;
 		int		 how;		/* 0 created, 1 read, 2 run */
 		unsigned	 bit;
+		int		 line;		/* where it was set, 0 unknown */
 	} files[] = {
-		{ "storage", "database", c->database, 0, 0 },
-		{ "storage", "event_log", c->event_log, 0, 0 },
-		{ "control", "socket", c->control_socket, 0, 0 },
-		{ "webhook", "secret_file", c->secret_file, 1, CONFIG_BAD_SECRET_FILE },
-		{ "reconciler", "api_key_file", c->api_key_file, 1, CONFIG_BAD_API_KEY_FILE },
-		{ "forward", "hook", c->hook, 2, 0 },
+		{ "storage", "database", c->database, 0, 0, 0 },
+		{ "storage", "event_log", c->event_log, 0, 0, 0 },
+		{ "control", "socket", c->control_socket, 0, 0, 0 },
+		{ "webhook", "secret_file", c->secret_file, 1, CONFIG_BAD_SECRET_FILE,
+		    c->secret_file_line },
+		{ "webhook", "public_key_file", c->public_key_file, 1,
+		    CONFIG_BAD_PUBLIC_KEY_FILE, c->public_key_file_line },
+		{ "api", "key_file", c->api_key_file, 1, CONFIG_BAD_API_KEY_FILE,
+		    c->api_key_file_line },
+		{ "forward", "hook", c->hook, 2, 0, c->hook_line },
 	};
 	const char *why;
 	int n = 0;
@@ -1079,7 +1153,12 @@ config_check(const struct config *c, char *err, size_t errlen, unsigned *bad)
 		    file_problem(files[i].path, files[i].how == 2);
 		if (why == NULL)
 			continue;
-		problem(err, errlen, &n, "[%s] %s: %s", files[i].sec, files[i].key, why);
+		if (files[i].line > 0 && c->file != NULL)
+			problem(err, errlen, &n, "%s:%d: [%s] %s: %s", c->file,
+			    files[i].line, files[i].sec, files[i].key, why);
+		else
+			problem(err, errlen, &n, "[%s] %s: %s", files[i].sec,
+			    files[i].key, why);
 		*bad |= files[i].bit;
 	}
 	return n;

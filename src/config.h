@@ -40,6 +40,8 @@ struct config {
 	char			*public_key_file; /* default unset: credentials, then env */
 	int			 secret_file_line;	/* where set, 0 = not in the file */
 	int			 public_key_file_line;
+	int			 api_key_file_line;	/* [api] key_file or its alias */
+	int			 hook_line;
 	long			 tolerance;
 
 	/* [storage] */
@@ -61,9 +63,14 @@ struct config {
 	mode_t			 control_mode;
 	int			 control_idle_timeout;	/* seconds */
 
-	/* [reconciler] */
+	/* [api] ([reconciler] api_base and api_key_file: deprecated aliases) */
 	char			*api_base;
 	char			*api_key_file;	/* default unset: credentials, then env */
+	int			 api_timeout;	/* seconds for one API call */
+	int			 unknown_after;	/* seconds before an unknown create is not_created */
+	bool			 api_deprecated; /* an alias was used: main warns once */
+
+	/* [reconciler] */
 	int			 interval;
 	int			 stale_after;
 	int			 max_backoff;
@@ -91,6 +98,7 @@ int	config_load(struct config *c, const char *path, char *err, size_t errlen);
  */
 #define CONFIG_BAD_SECRET_FILE	0x1
 #define CONFIG_BAD_API_KEY_FILE	0x2
+#define CONFIG_BAD_PUBLIC_KEY_FILE	0x4
 int	config_check(const struct config *, char *err, size_t errlen, unsigned *bad);
 /*
  * Appends "KEY: MSG" as one more problem line to err and counts it in *n;

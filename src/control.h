@@ -28,6 +28,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "gateway.h"
+
 struct control;
 struct store;
 
@@ -58,6 +60,12 @@ struct control_params {
 	void		*stats_arg;
 	/* NULL: reconcile answers reconciler_disabled. */
 	const struct control_reconciler *reconciler;
+	/*
+	 * pay, cancel and capture go to it (gateway_call(), answered through
+	 * control_gateway_done()); NULL: they answer api_disabled.  Must
+	 * outlive the control: control_stop() waits for its answers.
+	 */
+	struct gateway	*gateway;
 };
 
 /*
@@ -94,5 +102,11 @@ int		 control_clients(struct control *);
  */
 void		 control_reconcile_done(void *req, const char *error,
 		    const char *message, bool changed);
+
+/*
+ * The gateway's answer to the request req (any thread; copied).  A pay then
+ * waits for its payment's outcome, unless it asked for "wait":0.
+ */
+void		 control_gateway_done(void *req, const struct gateway_answer *);
 
 #endif

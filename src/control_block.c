@@ -2,7 +2,9 @@
  * control_block.c - the control socket's blocking state (see
  * control_block.h, SPEC §4): what each connection's request is waiting for,
  * and the only code that writes it (busy, the request's "id", a wait's
- * payment and deadline, the waiters' count, the ops in flight).  The model
+ * payment and deadline, the waiters' count, the ops in flight).  A pay is
+ * an op (the gateway's answer) and then, once VINR created its payment, a
+ * wait on it: the request stays blocked across both.  The model
  * is Redis's blocked.c: a command blocks its client through here, and only
  * here is it unblocked and answered.
  *
@@ -42,6 +44,7 @@
 #include "control.h"
 #include "control_block.h"
 #include "control_int.h"
+#include "jsonnum.h"
 #include "log.h"
 #include "payment.h"
 #include "store.h"
@@ -60,6 +63,7 @@ struct control_req {
 	cJSON		*req_id;	/* its "id", echoed */
 	char		*wait_id;	/* B_WAIT: the payment */
 	int64_t		 wait_until;	/* B_WAIT: monotonic ms */
+	bool		 wait_final;	/* B_WAIT: until a final status */
 };
 
 struct control_block {
@@ -243,6 +247,77 @@ reply_wait(struct control_req *rq, bool timed_out)
 	control_block_reply(rq, o);
 }
 
+/*
+ * upstream_error of SPEC §4.1: VINR's HTTP status and error code beside the
+ * message (null when VINR gave none, or did not answer at all).
+ */
+static void
+reply_upstream(struct control_req *rq, const struct control_op *op)
+{
+	cJSON *o;
+
+	if ((o = control_block_resp(rq, false)) != NULL) {
+		cJSON_AddStringToObject(o, "error", "upstream_error");
+		if (op->status > 0)
+			jsonnum_add(o, "status", op->status);
+		else
+			cJSON_AddNullToObject(o, "status");
+		if (op->code[0] != '\0')
+			cJSON_AddStringToObject(o, "code", op->code);
+		else
+			cJSON_AddNullToObject(o, "code");
+		cJSON_AddStringToObject(o, "message", op->message);
+	}
+	control_block_reply(rq, o);
+}
+
+bool
+control_block_wait_over(const cJSON *payment, bool final)
+{
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(payment, "status");
+	enum pay_status s;
+
+	if (!cJSON_IsString(st))
+		return false;
+	s = pay_status_parse(st->valuestring);
+	return final ? pay_status_is_final(s) : pay_status_is_outcome(s);
+}
+
+/*
+ * VINR created the pay's payment: answer it now if it has an outcome, else
+ * wait for one until the pay's deadline.  The request stays held: it goes
+ * from B_PAY to B_WAIT.  Nothing slips between the check and the wait, for
+ * the reason given at the top of this file.
+ */
+static void
+pay_wait(struct control_req *rq, struct control_op *op)
+{
+	cJSON *p = NULL, *o;
+	int r;
+
+	if ((r = store_reader_payment(rq->blk->reader, op->id, &p)) == -1) {
+		control_block_error(rq, "internal", "cannot read the database");
+		return;
+	}
+	if (r == 1 && control_block_wait_over(p, false)) {
+		if ((o = control_block_resp(rq, true)) != NULL)
+			cJSON_AddItemToObject(o, "payment", p);
+		else
+			cJSON_Delete(p);
+		control_block_reply(rq, o);
+		return;
+	}
+	cJSON_Delete(p);
+	if ((rq->wait_id = strdup(op->id)) == NULL) {
+		control_block_error(rq, "internal", "out of memory");
+		return;
+	}
+	rq->wait_until = op->wait_until;
+	rq->wait_final = false;
+	rq->busy = B_WAIT;	/* held since B_PAY */
+	rq->blk->nwaiters++;
+}
+
 /* The late answer of an op, to the request it was for. */
 static void
 answer(struct control_req *rq, struct control_op *op)
@@ -271,6 +346,18 @@ answer(struct control_req *rq, struct control_op *op)
 		else
 			control_block_payment(rq, op->id, op->changed);
 		break;
+	case B_PAY:
+	case B_CANCEL:
+	case B_CAPTURE:
+		if (strcmp(op->error, "upstream_error") == 0)
+			reply_upstream(rq, op);
+		else if (op->error[0] != '\0')
+			control_block_error(rq, op->error, "%s", op->message);
+		else if (op->kind == B_PAY && op->wait)
+			pay_wait(rq, op);
+		else
+			control_block_payment(rq, op->id, -1);
+		break;
 	default:
 		break;
 	}
@@ -280,13 +367,15 @@ answer(struct control_req *rq, struct control_op *op)
 /* Waiters */
 
 void
-control_block_wait(struct control_req *rq, const char *payment_id, int64_t until)
+control_block_wait(struct control_req *rq, const char *payment_id, int64_t until,
+    bool final)
 {
 	if ((rq->wait_id = strdup(payment_id)) == NULL) {
 		control_block_error(rq, "internal", "out of memory");
 		return;
 	}
 	rq->wait_until = until;
+	rq->wait_final = final;
 	block_on(rq, B_WAIT);
 }
 
@@ -294,13 +383,15 @@ static int
 match_waiters(void *arg, int64_t seq, const char *payment_id, const char *status)
 {
 	struct control_block *blk = arg;
+	enum pay_status st = pay_status_parse(status);
 
 	blk->seen_seq = seq;
-	if (payment_id == NULL || !pay_status_is_outcome(pay_status_parse(status)))
+	if (payment_id == NULL || !pay_status_is_outcome(st))
 		return 0;
 	for (struct control_req *rq = blk->reqs; rq != NULL; rq = rq->next)
 		if (rq->busy == B_WAIT && !control_conn_dead(rq->conn) &&
-		    strcmp(rq->wait_id, payment_id) == 0)
+		    strcmp(rq->wait_id, payment_id) == 0 &&
+		    (!rq->wait_final || pay_status_is_final(st)))
 			reply_wait(rq, false);
 	return 0;
 }
@@ -397,6 +488,25 @@ control_reconcile_done(void *req, const char *error, const char *message,
 	snprintf(op->message, sizeof(op->message), "%s",
 	    message != NULL ? message : error != NULL ? error : "");
 	op->changed = changed;
+	op_done(op->blk, op);
+}
+
+/* req is the op, as for control_reconcile_done(). */
+void
+control_gateway_done(void *req, const struct gateway_answer *a)
+{
+	struct control_op *op = req;
+
+	snprintf(op->error, sizeof(op->error), "%s", a->error != NULL ? a->error : "");
+	snprintf(op->message, sizeof(op->message), "%s",
+	    a->message != NULL ? a->message : "");
+	op->status = a->status;
+	snprintf(op->code, sizeof(op->code), "%s", a->code != NULL ? a->code : "");
+	if (a->error == NULL) {
+		free(op->id);
+		if ((op->id = strdup(a->payment_id)) == NULL)
+			snprintf(op->error, sizeof(op->error), "internal");
+	}
 	op_done(op->blk, op);
 }
 

@@ -28,7 +28,10 @@ enum control_busy {
 	B_WAIT,
 	B_TRACK,
 	B_REPLAY,
-	B_RECONCILE
+	B_RECONCILE,
+	B_PAY,		/* the gateway's answers (SPEC §4.1) */
+	B_CANCEL,
+	B_CAPTURE
 };
 
 /* Work handed to the writer or the reconciler, until its answer is used.
@@ -42,9 +45,15 @@ struct control_op {
 	struct payment	 pay;		/* B_TRACK: what to store */
 	char		*id;		/* B_RECONCILE: the payment; B_REPLAY: the sink */
 	int64_t		 seq;		/* B_REPLAY */
-	char		 error[32];	/* B_RECONCILE: a SPEC code, "" = done */
-	char		 message[256];
+	char		 error[32];	/* B_RECONCILE, B_PAY..: a SPEC code, "" = done */
+	char		 message[512];
 	bool		 changed;
+	/* B_PAY: how long to wait for the outcome once VINR created it. */
+	bool		 wait;		/* false: answer as soon as it is created */
+	int64_t		 wait_until;	/* monotonic ms, counted from the request */
+	/* B_PAY, B_CANCEL, B_CAPTURE: upstream_error's VINR status and code. */
+	long		 status;
+	char		 code[64];
 };
 
 /*
@@ -95,10 +104,10 @@ void		 control_block_error(struct control_req *, const char *code,
  * not_found / internal. */
 void		 control_block_payment(struct control_req *, const char *id,
 		    int changed);
-/* Blocks the request until payment_id has an outcome (answered then) or
- * until (monotonic ms: answered timeout). */
+/* Blocks the request until payment_id has an outcome (with final: a final
+ * status) and answers then, or answers timeout at until (monotonic ms). */
 void		 control_block_wait(struct control_req *, const char *payment_id,
-		    int64_t until);
+		    int64_t until, bool final);
 /* A new op for the current request; NULL after answering "internal".
  * Free with control_block_op_free() unless handed over. */
 struct control_op *control_block_op_new(struct control_req *, enum control_busy);
@@ -110,6 +119,9 @@ void		 control_block_op_start(struct control_req *, struct control_op *);
 /* The handover failed: takes op out of flight and frees it; then answer
  * the request (an error), which ends it. */
 void		 control_block_op_cancel(struct control_op *);
+/* Whether a PAYMENT object's status ends a wait (final: completed, failed
+ * or cancelled; else any outcome status). */
+bool		 control_block_wait_over(const cJSON *payment, bool final);
 /* A store_done_fn for an op (the writer's thread). */
 void		 control_block_store_done(void *op, int rc);
 

@@ -66,6 +66,7 @@ struct control {
 	cJSON		*(*stats)(void *);
 	void		*stats_arg;
 	const struct control_reconciler *rc;
+	struct gateway	*gw;		/* NULL: no API key */
 	struct control_block *blk;
 	struct control_io *io;
 	bool		 stopped;
@@ -336,23 +337,28 @@ cmd_reconcile(struct control *ctl, struct client *cl, const cJSON *req)
 static void
 cmd_wait(struct control *ctl, struct client *cl, const cJSON *req)
 {
-	const cJSON *st;
-	const char *id;
+	const char *id, *until;
 	cJSON *p;
 	double timeout = WAIT_DEFAULT_S;
+	bool final;
 	int r;
 
 	if (field_str(cl->rq, req, "paymentId", true, &id) != 1 ||
-	    field_num(cl->rq, req, "timeout", false, 0, WAIT_MAX_S, &timeout) == -1)
+	    field_num(cl->rq, req, "timeout", false, 0, WAIT_MAX_S, &timeout) == -1 ||
+	    field_str(cl->rq, req, "until", false, &until) == -1)
 		return;
+	if (until != NULL && strcmp(until, "final") != 0 && strcmp(until, "outcome") != 0) {
+		control_block_error(cl->rq, "bad_request",
+		    "until must be \"outcome\" or \"final\"");
+		return;
+	}
+	final = until != NULL && strcmp(until, "final") == 0;
 	if ((r = store_reader_payment(ctl->reader, id, &p)) == -1) {
 		control_block_error(cl->rq, "internal", "cannot read the database");
 		return;
 	}
 	if (r == 1) {
-		st = cJSON_GetObjectItemCaseSensitive(p, "status");
-		if (cJSON_IsString(st) &&
-		    pay_status_is_outcome(pay_status_parse(st->valuestring))) {
+		if (control_block_wait_over(p, final)) {
 			cJSON *o = control_block_resp(cl->rq, true);
 
 			if (o != NULL)
@@ -364,7 +370,135 @@ cmd_wait(struct control *ctl, struct client *cl, const cJSON *req)
 		}
 		cJSON_Delete(p);
 	}
-	control_block_wait(cl->rq, id, util_mono_ms() + (int64_t)(timeout * 1000));
+	control_block_wait(cl->rq, id, util_mono_ms() + (int64_t)(timeout * 1000), final);
+}
+
+/* ------------------------------------------------------------------ */
+/* pay, cancel, capture (SPEC §4.1): through the gateway */
+
+/* Hands the op's call to the gateway; answered by control_block.c. */
+static void
+gateway_start_op(struct control *ctl, struct client *cl, struct control_op *op,
+    const struct gateway_call *call)
+{
+	control_block_op_start(cl->rq, op);
+	if (gateway_call(ctl->gw, call, control_gateway_done, op) == -1) {
+		control_block_op_cancel(op);
+		control_block_error(cl->rq, "internal", "the gateway cannot take the request");
+	}
+}
+
+static bool
+api_enabled(struct control *ctl, struct client *cl)
+{
+	if (ctl->gw != NULL)
+		return true;
+	control_block_error(cl->rq, "api_disabled",
+	    "no API key is configured ([api] key_file, the api-key credential or "
+	    "VINR_API_KEY)");
+	return false;
+}
+
+/* A borrowed string in a struct whose strings are owned elsewhere: the
+ * gateway copies the call before this request line is freed. */
+#define BORROW(s)	((char *)(uintptr_t)(s))
+
+/*
+ * pay's fields into call (borrowing the request's strings).  Returns 0, or
+ * -1 (answered bad_request).
+ */
+static int
+pay_request_fields(struct client *cl, const cJSON *req, struct gateway_call *call,
+    double *wait, char *delay, size_t delaylen)
+{
+	struct pay_request *r = &call->req;
+	const char *term, *cur, *ref, *key, *cm;
+	double d = -1;
+
+	if (field_str(cl->rq, req, "terminalId", true, &term) != 1 ||
+	    field_str(cl->rq, req, "currency", true, &cur) != 1 ||
+	    field_str(cl->rq, req, "reference", true, &ref) != 1 ||
+	    field_str(cl->rq, req, "key", false, &key) == -1 ||
+	    field_str(cl->rq, req, "captureMethod", false, &cm) == -1 ||
+	    field_str(cl->rq, req, "testCard", false, &call->test_card) == -1 ||
+	    field_num(cl->rq, req, "simulateDelay", false, 0, WAIT_MAX_S, &d) == -1 ||
+	    field_num(cl->rq, req, "wait", false, 0, WAIT_MAX_S, wait) == -1)
+		return -1;
+	switch (field_int(cl, req, "amount", 1, INT64_MAX, &r->amount)) {
+	case -1:
+		return -1;
+	case 0:
+		control_block_error(cl->rq, "bad_request", "amount is required");
+		return -1;
+	}
+	if (cm != NULL && strcmp(cm, "automatic") != 0 && strcmp(cm, "manual") != 0) {
+		control_block_error(cl->rq, "bad_request",
+		    "captureMethod must be \"automatic\" or \"manual\"");
+		return -1;
+	}
+	r->terminal_id = BORROW(term);
+	r->currency = BORROW(cur);
+	r->reference = BORROW(ref);
+	r->key = BORROW(key != NULL ? key : ref);
+	r->capture_method = BORROW(cm != NULL ? cm : "automatic");
+	if (d >= 0) {
+		snprintf(delay, delaylen, "%g", d);
+		call->simulate_delay = delay;
+	}
+	return 0;
+}
+
+static void
+cmd_pay(struct control *ctl, struct client *cl, const cJSON *req)
+{
+	struct gateway_call call = { .kind = GW_PAY };
+	struct control_op *op;
+	double wait = WAIT_DEFAULT_S;
+	char delay[32];
+
+	if (!api_enabled(ctl, cl) ||
+	    pay_request_fields(cl, req, &call, &wait, delay, sizeof(delay)) == -1 ||
+	    (op = control_block_op_new(cl->rq, B_PAY)) == NULL)
+		return;
+	/* The wait counts from the request, VINR's time included. */
+	op->wait = wait > 0;
+	op->wait_until = util_mono_ms() + (int64_t)(wait * 1000);
+	gateway_start_op(ctl, cl, op, &call);
+}
+
+/* cancel and capture. */
+static void
+change(struct control *ctl, struct client *cl, const cJSON *req, enum control_busy kind)
+{
+	struct gateway_call call = { .kind = kind == B_CANCEL ? GW_CANCEL : GW_CAPTURE };
+	struct control_op *op;
+	int has = 0;
+
+	if (!api_enabled(ctl, cl) ||
+	    field_str(cl->rq, req, "paymentId", true, &call.payment_id) != 1 ||
+	    (kind == B_CAPTURE &&
+	    (has = field_int(cl, req, "amount", 1, INT64_MAX, &call.amount)) == -1) ||
+	    (op = control_block_op_new(cl->rq, kind)) == NULL)
+		return;
+	call.has_amount = has == 1;
+	if ((op->id = strdup(call.payment_id)) == NULL) {
+		control_block_op_free(op);
+		control_block_error(cl->rq, "internal", "out of memory");
+		return;
+	}
+	gateway_start_op(ctl, cl, op, &call);
+}
+
+static void
+cmd_cancel(struct control *ctl, struct client *cl, const cJSON *req)
+{
+	change(ctl, cl, req, B_CANCEL);
+}
+
+static void
+cmd_capture(struct control *ctl, struct client *cl, const cJSON *req)
+{
+	change(ctl, cl, req, B_CAPTURE);
 }
 
 static void
@@ -511,6 +645,9 @@ static const struct {
 	{ "stats", cmd_stats },
 	{ "dead", cmd_dead },
 	{ "replay", cmd_replay },
+	{ "pay", cmd_pay },
+	{ "cancel", cmd_cancel },
+	{ "capture", cmd_capture },
 };
 
 /*
@@ -650,6 +787,7 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 	ctl->stats = p->stats;
 	ctl->stats_arg = p->stats_arg;
 	ctl->rc = p->reconciler;
+	ctl->gw = p->gateway;
 	if ((ctl->io = control_io_open(p->path, p->mode, control_event, ctl, err,
 	    errlen)) == NULL ||
 	    (ctl->reader = store_reader_open(store_path(p->store), err, errlen)) == NULL ||

@@ -3,13 +3,13 @@
  *
  * Threads: main (this file) waits for signals with sigtimedwait() and acts on
  * them; every other thread has them blocked.  The others: the store's writer,
- * one per sink, libmicrohttpd's, the reconciler's, the control socket's.
- * Startup order is store, sinks, reconciler, control, HTTP: once /healthz
- * answers, everything else is up.  Shutdown stops them in the order HTTP,
- * control, reconciler, sinks, store, so that every request answered and
- * every delivery made is saved before the writer commits its last batch,
- * and only then frees them.  Only this file and
- * config.c know struct config: each subsystem gets a small params struct.
+ * one per sink, libmicrohttpd's, the reconciler's, the gateway's, control's.
+ * Startup order is store, sinks, reconciler, gateway, control, HTTP: once
+ * /healthz answers, everything else is up.  Shutdown stops them in the order
+ * HTTP, control, gateway, reconciler, sinks, store, so that every request
+ * answered and every delivery made is saved before the writer commits its
+ * last batch, and only then frees them.  Only this file and config.c know
+ * struct config: each subsystem gets a small params struct.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "gateway.h"
 #include "http.h"
 #include "log.h"
 #include "reconcile.h"
@@ -49,12 +50,13 @@ struct daemon {
 	bool			 check;		/* -t */
 	struct sig_key		*keys;		/* until HTTP has its copy */
 	size_t			 nkeys;
-	char			*api_key;	/* until the reconciler has its copy */
+	char			*api_key;	/* until the reconciler and gateway have copies */
 	struct stats_source	 src;		/* every subsystem, for stats */
 	struct store		*store;
 	struct http		*http;
 	struct control		*control;	/* NULL when [control] socket is unset */
 	struct reconciler	*reconciler;	/* NULL when no API key is configured */
+	struct gateway		*gateway;	/* NULL when no API key is configured */
 	struct control_reconciler rc_glue;
 };
 
@@ -112,7 +114,8 @@ parse_args(struct daemon *d, int argc, char *argv[])
 }
 
 /* All a start checks before it binds anything (-t is this): every problem
- * of the file, its named files (the hook too) and secrets, then exit 78. */
+ * of the file, its named files (the hook too), the secrets and [api] base
+ * (key or not); then exit 78. */
 static void
 configure(struct daemon *d)
 {
@@ -125,19 +128,18 @@ configure(struct daemon *d)
 	if (config_load(&d->cfg, d->file, err, sizeof(err)) == -1)
 		fatalx_lines(EXIT_CONFIG, d->file, err);
 	n = config_check(&d->cfg, err, sizeof(err), &bad);
-	if (!(bad & CONFIG_BAD_SECRET_FILE) && secrets_webhook_keys(&d->cfg,
-	    &d->keys, &d->nkeys, one, sizeof(one)) == -1)
-		config_problem(err, sizeof(err), &n, "[webhook] secret_file",
-		    d->cfg.secret_file, one);
+	if (!(bad & (CONFIG_BAD_SECRET_FILE | CONFIG_BAD_PUBLIC_KEY_FILE)) &&
+	    secrets_webhook_keys(&d->cfg, &d->keys, &d->nkeys, one, sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, NULL, NULL, one);
 	if (!(bad & CONFIG_BAD_API_KEY_FILE) && secrets_api_key(d->cfg.api_key_file,
 	    &d->api_key, &src, one, sizeof(one)) == -1)
-		config_problem(err, sizeof(err), &n, "[reconciler] api_key_file",
-		    d->cfg.api_key_file, one);
-	if (d->api_key != NULL && vinr_api_check_base(d->cfg.api_base, one,
-	    sizeof(one)) == -1)
-		config_problem(err, sizeof(err), &n, "[reconciler] api_base", NULL, one);
+		config_problem(err, sizeof(err), &n, "[api] key_file", NULL, one);
+	if (vinr_api_check_base(d->cfg.api_base, one, sizeof(one)) == -1)
+		config_problem(err, sizeof(err), &n, "[api] base", NULL, one);
 	if (n > 0)
 		fatalx_lines(EXIT_CONFIG, d->file, err);
+	if (d->cfg.api_deprecated)	/* once */
+		log_warnx("%s: [reconciler] api_* are deprecated: use [api]", d->file);
 	log_debug("%zu webhook secret(s); API key from %s", d->nkeys, src);
 }
 
@@ -194,45 +196,30 @@ start_http(struct daemon *d, int listen_fd, char *err, size_t errlen)
 	return d->http != NULL ? 0 : -1;
 }
 
+/* The reconciler and the pay gateway: VINR's API (none without a key). */
 static int
-start_reconciler(struct daemon *d, char *err, size_t errlen)
+start_api(struct daemon *d, char *err, size_t errlen)
 {
 	const struct config *c = &d->cfg;
 	struct reconcile_params p = { .store = d->store, .api_base = c->api_base,
 	    .api_key = d->api_key, .api_key_file = c->api_key_file,
 	    .interval = c->interval, .stale_after = c->stale_after,
 	    .max_backoff = c->max_backoff, .give_up_after = c->give_up_after,
-	    .max_rps = c->max_rps };
+	    .max_rps = c->max_rps, .timeout_s = c->api_timeout };
+	struct gateway_params g = { d->store, c->api_base, d->api_key, c->api_key_file,
+	    c->api_timeout, c->unknown_after };
 
 	if (d->api_key == NULL) {
-		log_info("reconciler disabled: no API key configured");
+		log_info("reconciler and pay/cancel/capture disabled: no API key");
 		return 0;
 	}
-	d->reconciler = reconcile_start(&p, err, errlen);
+	if ((d->reconciler = reconcile_start(&p, err, errlen)) != NULL)
+		d->gateway = gateway_start(&g, err, errlen);
 	secrets_key_free(d->api_key);
 	d->api_key = NULL;
 	atomic_store(&d->src.reconciler, d->reconciler);
-	return d->reconciler != NULL ? 0 : -1;
-}
-
-/* The control socket's "reconcile", answered by the reconciler. */
-static void
-rc_answered(void *req, enum rc_answer a, bool changed, const char *msg)
-{
-	static const char *const code[] = {
-		[RC_ANSWER_OK] = NULL,
-		[RC_ANSWER_NOT_FOUND] = "not_found",
-		[RC_ANSWER_UPSTREAM] = "upstream_error",
-		[RC_ANSWER_STOPPING] = "internal",
-	};
-
-	control_reconcile_done(req, code[a], msg, changed);
-}
-
-static int
-rc_request(void *arg, const char *payment_id, void *req)
-{
-	return reconcile_request(arg, payment_id, rc_answered, req);
+	atomic_store(&d->src.gateway, d->gateway);
+	return d->gateway != NULL ? 0 : -1;
 }
 
 static int
@@ -240,13 +227,13 @@ start_control(struct daemon *d, char *err, size_t errlen)
 {
 	struct control_params p = { .path = d->cfg.control_socket,
 	    .mode = d->cfg.control_mode, .idle_timeout = d->cfg.control_idle_timeout,
-	    .store = d->store, .stats = stats_json,
-	    .stats_arg = &d->src, .reconciler = NULL };
+	    .store = d->store, .stats = stats_json, .stats_arg = &d->src,
+	    .gateway = d->gateway };
 
 	if (d->cfg.control_socket == NULL)
 		return 0;
 	if (d->reconciler != NULL) {
-		d->rc_glue = (struct control_reconciler){ rc_request, d->reconciler };
+		d->rc_glue = (struct control_reconciler){ reconcile_control, d->reconciler };
 		p.reconciler = &d->rc_glue;
 	}
 	if ((d->control = control_start(&p, err, errlen)) == NULL)
@@ -276,8 +263,8 @@ start(struct daemon *d)
 		fatalx(EXIT_RUNTIME, "cannot start the writer");
 	if (start_sinks(d, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
-	if (start_reconciler(d, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "reconciler: %s", err);
+	if (start_api(d, err, sizeof(err)) == -1)
+		fatalx(EXIT_RUNTIME, "VINR's API: %s", err);
 	if (start_control(d, err, sizeof(err)) == -1 ||
 	    start_http(d, listen_fd, err, sizeof(err)) == -1)
 		fatalx(EXIT_RUNTIME, "%s", err);
@@ -307,6 +294,7 @@ reload(struct daemon *d)
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_reopen(d->src.sinks[i]);
 	reconcile_reload(d->reconciler);
+	gateway_reload(d->gateway);
 }
 
 /*
@@ -351,12 +339,14 @@ stop(struct daemon *d)
 	sd_notify(0, "STOPPING=1");
 	http_stop(d->http, 10000);
 	control_stop(d->control);
+	gateway_stop(d->gateway);
 	reconcile_stop(d->reconciler);
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_stop(d->src.sinks[i]);
 	store_stop(d->store);
 	http_free(d->http);
 	control_free(d->control);
+	gateway_free(d->gateway);
 	reconcile_free(d->reconciler);
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_free(d->src.sinks[i]);
@@ -375,8 +365,8 @@ main(int argc, char *argv[])
 	parse_args(&d, argc, argv);
 	configure(&d);
 	if (d.check) {
-		printf("%s: configuration ok (%zu webhook secret(s), reconciler %s)\n",
-		    d.file, d.nkeys, d.api_key != NULL ? "enabled" : "disabled: no API key");
+		printf("%s: configuration ok (%zu webhook secret(s), VINR's API %s)\n", d.file,
+		    d.nkeys, d.api_key != NULL ? "enabled" : "disabled: no API key");
 		secrets_keys_free(d.keys, d.nkeys);
 		secrets_key_free(d.api_key);
 		config_release(&d.cfg);

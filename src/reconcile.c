@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
-#include "event.h"
+#include "api_event.h"
+#include "control.h"
 #include "log.h"
 #include "reconcile.h"
 #include "secrets.h"
@@ -170,64 +169,17 @@ static int
 apply(struct reconciler *r, const char *payment_id, const struct api_result *res,
     bool *changed)
 {
-	cJSON *obj, *env = NULL, *st, *id;
-	struct vinr_event ev;
-	struct store_ingest in = { 0 };
-	char evid[512], type[64], now[TS_LEN], *body = NULL;
-	const char *end = NULL;
-	int rc = -1;
+	struct api_event ae = { .source = "reconciler", .prefix = "rcn",
+	    .expect_id = payment_id };
+	int rc = api_event_apply(r->store, res->body, res->len, &ae);
 
-	*changed = false;
-	if ((obj = cJSON_ParseWithLengthOpts(res->body, res->len, &end, false)) == NULL ||
-	    !cJSON_IsObject(obj) || end + strspn(end, " \t\r\n") != res->body + res->len) {
-		log_warnx("reconciler: %s: VINR's answer is not a JSON object", payment_id);
-		goto out;
-	}
-	st = cJSON_GetObjectItemCaseSensitive(obj, "status");
-	id = cJSON_GetObjectItemCaseSensitive(obj, "id");
-	if (!cJSON_IsString(id) || strcmp(id->valuestring, payment_id) != 0 ||
-	    !cJSON_IsString(st) || pay_status_parse(st->valuestring) == PAY_NONE) {
+	*changed = ae.changed;
+	if (rc == -1)
 		log_warnx("reconciler: %s: VINR's answer has no usable id/status", payment_id);
-		goto out;
-	}
-	snprintf(evid, sizeof(evid), "rcn_%s_%s", payment_id, st->valuestring);
-	snprintf(type, sizeof(type), "terminal_payment.%s", st->valuestring);
-	util_rfc3339(util_now_ms(), now);
-	env = cJSON_CreateObject();
-	cJSON_AddStringToObject(env, "id", evid);
-	cJSON_AddStringToObject(env, "object", "event");
-	cJSON_AddStringToObject(env, "type", type);
-	cJSON_AddStringToObject(env, "createdAt", now);
-	if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(obj, "livemode")))
-		cJSON_AddItemToObject(env, "livemode",
-		    cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(obj, "livemode"), 0));
-	/*
-	 * VINR's object goes in as the bytes it sent, not re-printed from
-	 * cJSON's doubles: an amount past 2^53 stays exact (event.c reads
-	 * integers from the text).
-	 */
-	cJSON_AddRawToObject(cJSON_AddObjectToObject(env, "data"), "object", res->body);
-	if ((body = cJSON_PrintUnformatted(env)) == NULL ||
-	    event_parse(body, strlen(body), NULL, &ev) != EVENT_OK)
-		goto out;
-	in.ev = &ev;
-	in.body = body;
-	in.bodylen = strlen(body);
-	in.source = "reconciler";
-	store_ingest(r->store, &in);
-	if (in.result != INGEST_UNAVAILABLE) {
-		*changed = in.result == INGEST_ACCEPTED && in.decision == PAY_TRANSITION;
-		if (*changed)
-			log_info("reconciler: payment %s is %s (seq %lld)", payment_id,
-			    st->valuestring, (long long)in.seq);
-		rc = 0;
-	}
-	event_release(&ev);
-out:
-	free(body);
-	cJSON_Delete(env);
-	cJSON_Delete(obj);
-	return rc;
+	else if (ae.changed)
+		log_info("reconciler: payment %s is %s (seq %lld)", payment_id, ae.status,
+		    (long long)ae.seq);
+	return rc == 0 ? 0 : -1;
 }
 
 /*
@@ -474,6 +426,7 @@ reconcile_start(const struct reconcile_params *p, char *err, size_t errlen)
 	}
 	if ((r->api = vinr_api_new(p->api_base, err, errlen)) == NULL)
 		goto fail;
+	vinr_api_set_timeout(r->api, p->timeout_s);
 	if (vinr_api_set_key(r->api, p->api_key) == -1) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -582,6 +535,27 @@ reconcile_stats_get(struct reconciler *r, struct reconcile_stats *st)
 bool
 reconcile_alive(struct reconciler *r)
 {
-	/* A retrieve may take its full 15 s timeout plus a rate-limit wait. */
-	return r == NULL || util_mono_ms() - atomic_load(&r->tick_ms) < 60000;
+	/* A retrieve may take its full timeout plus a rate-limit wait. */
+	return r == NULL || util_mono_ms() - atomic_load(&r->tick_ms) <
+	    60000 + (int64_t)r->p.timeout_s * 1000;
+}
+
+/* The control socket's answer for a "reconcile" request req. */
+static void
+control_answered(void *req, enum rc_answer a, bool changed, const char *msg)
+{
+	static const char *const code[] = {
+		[RC_ANSWER_OK] = NULL,
+		[RC_ANSWER_NOT_FOUND] = "not_found",
+		[RC_ANSWER_UPSTREAM] = "upstream_error",
+		[RC_ANSWER_STOPPING] = "internal",
+	};
+
+	control_reconcile_done(req, code[a], msg, changed);
+}
+
+int
+reconcile_control(void *r, const char *payment_id, void *req)
+{
+	return reconcile_request(r, payment_id, control_answered, req);
 }

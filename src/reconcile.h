@@ -52,7 +52,7 @@ struct reconcile_stats {
 
 extern const char *const reconcile_status_labels[8];
 
-/* What the reconciler needs of the configuration ([reconciler], SPEC §6). */
+/* What the reconciler needs of the configuration ([api], [reconciler], SPEC §6). */
 struct reconcile_params {
 	struct store	*store;		/* must outlive the reconciler */
 	const char	*api_base;	/* checked: https, or http to loopback */
@@ -64,6 +64,7 @@ struct reconcile_params {
 	int		 max_backoff;	/* cap of the per-payment backoff (s) */
 	int		 give_up_after;	/* seconds unchanged before gave_up */
 	double		 max_rps;	/* retrieves per second, > 0 */
+	int		 timeout_s;	/* [api] timeout: one retrieve */
 };
 
 /*
@@ -92,5 +93,13 @@ void			 reconcile_stats_get(struct reconciler *, struct reconcile_stats *);
 /* Its thread ticked in the last minute (NULL: true).  Any thread. */
 bool			 reconcile_alive(struct reconciler *);
 const char		*reconcile_state_name(enum rc_state);
+
+/*
+ * The control socket's "reconcile" (struct control_reconciler's reconcile,
+ * with arg the reconciler): reconcile_request() answered through
+ * control_reconcile_done().
+ */
+int			 reconcile_control(void *reconciler, const char *payment_id,
+			    void *req);
 
 #endif

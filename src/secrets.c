@@ -84,15 +84,15 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
 		if (missing_ok && (errno == ENOENT || errno == ENOTDIR))
 			return 1;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		seterr(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		seterr(err, errlen, "%s", strerror(errno));
 		goto done;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s: %s", path, strerror(EISDIR));
+		seterr(err, errlen, "%s", strerror(EISDIR));
 		goto done;
 	}
 	cap = S_ISREG(st.st_mode) && st.st_size > 0 &&
@@ -103,8 +103,8 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 		if (len == cap) {
 			/* Grow by hand: realloc would leave a copy behind. */
 			if (cap >= SECRETS_MAX_SIZE) {
-				seterr(err, errlen, "%s: larger than %d bytes",
-				    path, SECRETS_MAX_SIZE);
+				seterr(err, errlen, "larger than %d bytes",
+				    SECRETS_MAX_SIZE);
 				goto done;
 			}
 			if ((nbuf = malloc(cap * 2)) == NULL)
@@ -119,7 +119,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;
-			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			seterr(err, errlen, "%s", strerror(errno));
 			goto done;
 		}
 		if (r == 0)
@@ -127,7 +127,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 		len += (size_t)r;
 	}
 	if (memchr(buf, '\0', len) != NULL) {
-		seterr(err, errlen, "%s: contains a NUL byte", path);
+		seterr(err, errlen, "contains a NUL byte");
 		goto done;
 	}
 
@@ -146,7 +146,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 	rc = 0;
 	goto done;
 oom:
-	seterr(err, errlen, "%s: out of memory", path);
+	seterr(err, errlen, "out of memory");
 done:
 	if (buf != NULL) {
 		explicit_bzero(buf, cap);
@@ -162,7 +162,7 @@ secrets_load(struct secrets *out, const char *file, const char *credname,
 {
 	struct secrets	 s = { NULL, 0 };
 	const char	*src = "none", *dir, *env;
-	char		*path;
+	char		*path, why[256];
 	size_t		 len;
 	int		 r;
 
@@ -183,9 +183,10 @@ secrets_load(struct secrets *out, const char *file, const char *credname,
 			seterr(err, errlen, "out of memory");
 			goto fail;
 		}
-		r = secrets_read(&s, path, 1, err, errlen);
+		r = secrets_read(&s, path, 1, why, sizeof(why));
 		free(path);
 		if (r == -1) {
+			seterr(err, errlen, "credential %s: %s", credname, why);
 			src = "credential";
 			goto fail;
 		}

@@ -29,7 +29,9 @@ struct secrets {
  * included) are ignored.  *source (NULL ok) is set to a static description of
  * where they came from ("file", "credential", "environment", "none").
  * Returns 0 (out->n may be 0: nothing configured), or -1 when a named file
- * cannot be read, with the reason in err.  Release out with secrets_release().
+ * cannot be read, with the reason in err: never a secret, and not the path
+ * either (an operator may have pasted a secret where the path belongs): the
+ * caller names the key.  Release out with secrets_release().
  */
 int	secrets_load(struct secrets *out, const char *file, const char *credname,
 	    const char *envname, const char **source, char *err, size_t errlen);
@@ -57,7 +59,7 @@ int	secrets_webhook_keys(const struct config *c, struct sig_key **keys,
 void	secrets_keys_free(struct sig_key *keys, size_t nkeys);
 
 /*
- * The API key ([reconciler] api_key_file, the "api-key" credential,
+ * The API key ([api] key_file, the "api-key" credential,
  * $VINR_API_KEY): the first one of its source.  Returns 0 with *key (free
  * with secrets_key_free()), or NULL when none is configured; -1 with a
  * message in err when a named file cannot be read.  *source as above.

@@ -47,6 +47,8 @@ take_health(const struct stats_source *src, struct control *ctl, struct stats *s
 		note(st->reasons, &st->nreasons, "%s_stalled", "control");
 	if (!reconcile_alive(atomic_load(&src->reconciler)))
 		note(st->reasons, &st->nreasons, "%s_stalled", "reconciler");
+	if (!gateway_alive(atomic_load(&src->gateway)))
+		note(st->reasons, &st->nreasons, "%s_stalled", "gateway");
 	st->threads_ok = st->nreasons == 0;
 	if (!store_ok && !writer_stalled)
 		note(st->reasons, &st->nreasons, "%s", why);
@@ -84,6 +86,7 @@ stats_take(const struct stats_source *src, struct stats *st)
 		s->lag = st->last_seq > s->cursor ? st->last_seq - s->cursor : 0;
 	}
 	reconcile_stats_get(atomic_load(&src->reconciler), &st->reconciler);
+	gateway_stats_get(atomic_load(&src->gateway), &st->api);
 	st->control_clients = ctl != NULL ? control_clients(ctl) : 0;
 	store_metrics_get(src->store, &st->store);
 	st->uptime_s = (util_mono_ms() - src->started_ms) / 1000;
@@ -175,6 +178,15 @@ stats_render_metrics(const struct stats *st)
 	fprintf(f, "# HELP vinr_reconciler_paused 1 while VINR refuses the API key.\n"
 	    "# TYPE vinr_reconciler_paused gauge\nvinr_reconciler_paused %d\n",
 	    st->reconciler.state == RC_PAUSED ? 1 : 0);
+	fprintf(f, "# HELP vinr_api_requests_total Calls to VINR for pay, cancel and "
+	    "capture.\n# TYPE vinr_api_requests_total counter\nvinr_api_requests_total "
+	    "%llu\n", (unsigned long long)st->api.requests);
+	fprintf(f, "# HELP vinr_api_errors_total Those calls that got no 2xx answer.\n"
+	    "# TYPE vinr_api_errors_total counter\nvinr_api_errors_total %llu\n",
+	    (unsigned long long)st->api.errors);
+	fprintf(f, "# HELP vinr_api_unknown_total Creates whose outcome became unknown.\n"
+	    "# TYPE vinr_api_unknown_total counter\nvinr_api_unknown_total %llu\n",
+	    (unsigned long long)st->api.unknown);
 	fprintf(f, "# HELP vinr_control_clients Clients connected to the control socket.\n"
 	    "# TYPE vinr_control_clients gauge\nvinr_control_clients %d\n",
 	    st->control_clients);
@@ -239,6 +251,10 @@ stats_render_json(const struct stats *st)
 	cJSON_AddStringToObject(r, "state", reconcile_state_name(st->reconciler.state));
 	jsonnum_add(r, "requests", (int64_t)st->reconciler.requests);
 	jsonnum_add(r, "errors", (int64_t)st->reconciler.errors);
+	r = cJSON_AddObjectToObject(o, "api");
+	jsonnum_add(r, "requests", (int64_t)st->api.requests);
+	jsonnum_add(r, "errors", (int64_t)st->api.errors);
+	jsonnum_add(r, "unknown", (int64_t)st->api.unknown);
 	jsonnum_add(cJSON_AddObjectToObject(o, "control"), "clients", st->control_clients);
 	jsonnum_add(o, "uptimeSeconds", (int64_t)st->uptime_s);
 	return o;

@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "gateway.h"
 #include "http.h"
 #include "reconcile.h"
 #include "store.h"
@@ -41,6 +42,7 @@ struct stats_source {
 	struct http *_Atomic		 http;
 	struct reconciler *_Atomic	 reconciler;
 	struct control *_Atomic		 control;
+	struct gateway *_Atomic		 gateway;	/* NULL: no API key */
 	int64_t				 started_ms;	/* util_mono_ms() at start */
 };
 
@@ -59,6 +61,7 @@ struct stats {
 	struct stats_sink	 sinks[STATS_MAX_SINKS];
 	int			 nsinks;
 	struct reconcile_stats	 reconciler;
+	struct gateway_stats	 api;		/* pay, cancel, capture (SPEC §4.1) */
 	int			 control_clients;
 	struct store_metrics	 store;
 	int64_t			 uptime_s;

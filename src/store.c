@@ -59,7 +59,10 @@ enum job_kind {
 	JOB_TRACK,
 	JOB_REPLAY,
 	JOB_DEAD_DELIVERED,
-	JOB_RC_SET
+	JOB_RC_SET,
+	JOB_PAY_BEGIN,
+	JOB_PAY_SET,
+	JOB_PAY_MOVE
 };
 
 struct job {
@@ -95,6 +98,17 @@ struct job {
 			const char	*next_at;
 			const char	*state;
 		} rc;
+		struct {
+			const struct pay_request *in;
+			struct pay_request *out;
+			int		 found;		/* a store_pay_found */
+		} pay;
+		struct {
+			const char	*key;		/* JOB_PAY_SET */
+			enum payreq_state from, to;	/* to: also JOB_PAY_SET */
+			const char	*before;
+			int		 moved;
+		} pay_set;
 	} u;
 };
 
@@ -219,6 +233,17 @@ job_run(struct store *s, struct job *j, const char *now)
 	case JOB_RC_SET:
 		return e->rc_set(s->db, j->u.rc.payment_id, j->u.rc.attempts,
 		    j->u.rc.next_at, j->u.rc.state);
+	case JOB_PAY_BEGIN:
+		rc = e->pay_begin(s->db, j->u.pay.in, j->u.pay.out, now);
+		j->u.pay.found = rc;
+		return rc < 0 ? rc : 0;
+	case JOB_PAY_SET:
+		return e->pay_set(s->db, j->u.pay_set.key, j->u.pay_set.to, now);
+	case JOB_PAY_MOVE:
+		rc = e->pay_move(s->db, j->u.pay_set.from, j->u.pay_set.to,
+		    j->u.pay_set.before, now);
+		j->u.pay_set.moved = rc;
+		return rc < 0 ? rc : 0;
 	}
 	return STORE_E_JOB;
 }
@@ -237,6 +262,9 @@ job_fail(struct job *j)
 		if (j->u.track.out != NULL)
 			payment_release(j->u.track.out);
 		break;
+	case JOB_PAY_BEGIN:
+		payreq_release(j->u.pay.out);
+		break;
 	default:
 		break;
 	}
@@ -248,6 +276,10 @@ job_result(const struct job *j)
 {
 	if (j->rc == 0 && j->kind == JOB_REPLAY && !j->u.replay.found)
 		return 1;
+	if (j->rc == 0 && j->kind == JOB_PAY_BEGIN)
+		return j->u.pay.found;
+	if (j->rc == 0 && j->kind == JOB_PAY_MOVE)
+		return j->u.pay_set.moved;
 	return j->rc;
 }
 
@@ -790,6 +822,42 @@ store_rc_set(struct store *s, const char *payment_id, int attempts, const char *
 	j.u.rc.state = state;
 	submit(s, &j);
 	return j.rc;
+}
+
+int
+store_pay_begin(struct store *s, const struct pay_request *in, struct pay_request *out)
+{
+	struct job j = { .kind = JOB_PAY_BEGIN };
+
+	payreq_init(out);
+	j.u.pay.in = in;
+	j.u.pay.out = out;
+	submit(s, &j);
+	return job_result(&j);
+}
+
+int
+store_pay_set(struct store *s, const char *key, enum payreq_state state)
+{
+	struct job j = { .kind = JOB_PAY_SET };
+
+	j.u.pay_set.key = key;
+	j.u.pay_set.to = state;
+	submit(s, &j);
+	return j.rc;
+}
+
+int
+store_pay_move(struct store *s, enum payreq_state from, enum payreq_state to,
+    const char *before)
+{
+	struct job j = { .kind = JOB_PAY_MOVE };
+
+	j.u.pay_set.from = from;
+	j.u.pay_set.to = to;
+	j.u.pay_set.before = before;
+	submit(s, &j);
+	return job_result(&j);
 }
 
 void

@@ -22,6 +22,7 @@
 
 #include "event.h"
 #include "payment.h"
+#include "payreq.h"
 
 struct store;
 
@@ -37,7 +38,14 @@ struct store_ingest {
 	const struct vinr_event	*ev;
 	const char		*body;
 	size_t			 bodylen;
-	const char		*source;	/* "webhook" | "reconciler" */
+	const char		*source;	/* "webhook" | "reconciler" | "api" */
+	/*
+	 * "api" only: the pay request (its key) whose create VINR answered
+	 * with this payment; it is linked to it and the payment tracked, in
+	 * the same transaction.  NULL otherwise: then the payment resolves
+	 * the oldest unknown request it matches (SPEC §4.1), if any.
+	 */
+	const char		*pay_key;
 	/* out */
 	enum ingest_result	 result;
 	int			 decision;	/* enum pay_decision, -1 if none */
@@ -160,6 +168,36 @@ void		 store_remove_listener(struct store *, int fd);
  */
 int		 store_rc_set(struct store *, const char *payment_id, int attempts,
 		    const char *next_at, const char *state);
+
+/* What store_pay_begin() found. */
+enum store_pay_found {
+	STORE_PAY_NEW = 0,	/* stored as sending: create it now */
+	STORE_PAY_EXISTS,	/* the key's request, for the same payment: do not create */
+	STORE_PAY_MISMATCH	/* the key was used for another payment */
+};
+
+/*
+ * "pay" (SPEC §4.1), before VINR is called: commits the request in (key,
+ * terminal, amount, currency, reference, capture method) in state sending,
+ * unless its key already has a request that is not not_created.  out
+ * (payreq_release it) receives the request as stored: the new one, or the
+ * key's earlier one for STORE_PAY_EXISTS and STORE_PAY_MISMATCH
+ * (payreq_mismatch() says what differs).  Returns a store_pay_found, or
+ * -1 when nothing could be committed.  Blocks until committed.
+ */
+int		 store_pay_begin(struct store *, const struct pay_request *in,
+		    struct pay_request *out);
+/* Sets the state of key's request (PR_UNKNOWN, PR_NOT_CREATED).  Blocks;
+ * 0 or -1. */
+int		 store_pay_set(struct store *, const char *key, enum payreq_state);
+/*
+ * Moves every request in state from that was committed before `before`
+ * (RFC 3339) to state to: at start sending → unknown (the daemon died
+ * while VINR was being asked), later unknown → not_created after [api]
+ * unknown_after.  Returns how many moved, or -1.  Blocks.
+ */
+int		 store_pay_move(struct store *, enum payreq_state from,
+		    enum payreq_state to, const char *before);
 
 /* [storage] retain_days (0 = keep everything).  Before store_start(). */
 void		 store_set_retention(struct store *, int days);

@@ -86,7 +86,12 @@ struct store_engine {
 	 * proposes (one past the last it knows of); an engine that shares
 	 * its counter with other writers may take a greater one from its
 	 * database instead: the writer counts on from in->seq.  now (RFC
-	 * 3339) is the batch's time.  On an error in's results are undefined.
+	 * 3339) is the batch's time.  Then the pay requests (SPEC §4.1): with
+	 * in->pay_key, that request is linked to the payment and the payment
+	 * tracked; without, a payment that matches an unknown request
+	 * (terminal, reference, amount; payreq_link_ok()) and is linked to
+	 * none resolves the oldest such request the same way.  On an error
+	 * in's results are undefined.
 	 */
 	int	(*ingest)(struct store_conn *, struct store_ingest *in, const char *now,
 		    int64_t seq);
@@ -94,6 +99,18 @@ struct store_engine {
 	 * and refilled with the payment as stored. */
 	int	(*track)(struct store_conn *, const struct payment *in,
 		    struct payment *out, const char *now);
+	/*
+	 * "pay" (see store_pay_begin()): returns a store_pay_found (>= 0) with
+	 * out refilled (it is released first), or an error.
+	 */
+	int	(*pay_begin)(struct store_conn *, const struct pay_request *in,
+		    struct pay_request *out, const char *now);
+	/* Sets key's request to state (see store_pay_set()). */
+	int	(*pay_set)(struct store_conn *, const char *key, enum payreq_state state,
+		    const char *now);
+	/* See store_pay_move(): how many moved, or an error. */
+	int	(*pay_move)(struct store_conn *, enum payreq_state from,
+		    enum payreq_state to, const char *before, const char *now);
 	/* Moves sink's cursor to seq, never backwards. */
 	int	(*cursor_set)(struct store_conn *, const char *sink, int64_t seq);
 	/* Records (or refreshes, clearing its replay mark) the dead letter

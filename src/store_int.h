@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "payment.h"
+#include "payreq.h"
 
 /*
  * The columns payment_from_row() reads, in this order: pay_fields[i].column
@@ -25,6 +26,13 @@ _Static_assert(PAYMENT_NCOLS == PAY_NFIELDS, "PAYMENT_COLS is the field table's 
 
 /* Fills p from columns col0 .. col0+14 of the current row; 0 or -1. */
 int	payment_from_row(sqlite3_stmt *, int col0, struct payment *p);
+
+/* The columns payreq_from_row() reads, in this order. */
+#define PAYREQ_COLS "key, terminal_id, reference, currency, capture_method, amount, " \
+	"state, payment_id, created_at"
+
+/* Fills r from columns col0 .. col0+8 of the current row; 0 or -1. */
+int	payreq_from_row(sqlite3_stmt *, int col0, struct pay_request *r);
 
 /* The migrations, generated from sql/NNN_*.sql at build time. */
 extern const char *const sql_migrations[];

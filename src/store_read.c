@@ -20,7 +20,8 @@
 
 enum rstmt {
 	RS_OUTCOMES, RS_CURSOR, RS_TRANSITIONS, RS_PAYMENT, RS_FIND, RS_PENDING,
-	RS_DEAD, RS_DEAD_COUNT, RS_REPLAYS, RS_RC_DUE,
+	RS_DEAD, RS_DEAD_COUNT, RS_REPLAYS, RS_RC_DUE, RS_PAY_REQUEST,
+	RS_PAY_OLDEST,
 	RS_COUNT
 };
 
@@ -51,6 +52,9 @@ static const char *const rstmt_sql[RS_COUNT] = {
 	[RS_REPLAYS] = "SELECT d.seq, o.json FROM dead_letters d "
 	    "LEFT JOIN outcomes o ON o.seq = d.seq "
 	    "WHERE d.sink = ?1 AND d.replay = 1 ORDER BY d.seq",
+	[RS_PAY_REQUEST] = "SELECT " PAYREQ_COLS " FROM pay_requests WHERE key = ?1",
+	/* The index pay_requests_state (state, created_at) serves. */
+	[RS_PAY_OLDEST] = "SELECT min(created_at) FROM pay_requests WHERE state = ?1",
 };
 
 struct store_reader {
@@ -384,4 +388,44 @@ store_reader_rc_due(struct store_reader *r, const char *now, const char *stale_b
 		return -1;
 	}
 	return n;
+}
+
+int
+store_reader_pay_request(struct store_reader *r, const char *key, struct pay_request *out)
+{
+	sqlite3_stmt *st = r->st[RS_PAY_REQUEST];
+	int rc, found = -1;
+
+	payreq_init(out);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		found = payreq_from_row(st, 0, out) == 0 ? 1 : -1;
+	else if (rc == SQLITE_DONE)
+		found = 0;
+	else
+		log_warnx("database: reading pay request: %s", sqlite3_errmsg(r->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return found;
+}
+
+int
+store_reader_pay_oldest(struct store_reader *r, enum payreq_state state, char at[TS_LEN])
+{
+	sqlite3_stmt *st = r->st[RS_PAY_OLDEST];
+	const char *v;
+	int rc, found = -1;
+
+	at[0] = '\0';
+	sqlite3_bind_text(st, 1, payreq_state_name(state), -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((v = (const char *)sqlite3_column_text(st, 0)) != NULL)
+			snprintf(at, TS_LEN, "%s", v);
+		found = v != NULL;
+	} else
+		log_warnx("database: reading pay requests: %s", sqlite3_errmsg(r->db));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return found;
 }

@@ -13,6 +13,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "payreq.h"
+
 /* The most rows find, pending and dead return. */
 #define STORE_READ_MAX	10000
 
@@ -95,5 +97,19 @@ typedef int (*rc_due_fn)(void *arg, const char *payment_id, int attempts,
     const char *updated_at);
 int	store_reader_rc_due(struct store_reader *, const char *now,
 	    const char *stale_before, int limit, rc_due_fn fn, void *arg);
+
+/*
+ * The pay request of key (SPEC §4.1).  Returns 1 with *out filled
+ * (payreq_release it), 0 when there is none, -1 on error.
+ */
+int	store_reader_pay_request(struct store_reader *, const char *key,
+	    struct pay_request *out);
+
+/*
+ * When the oldest request in state was committed: 1 with at set, 0 when
+ * no request is in that state, -1 on error.
+ */
+int	store_reader_pay_oldest(struct store_reader *, enum payreq_state state,
+	    char at[TS_LEN]);
 
 #endif

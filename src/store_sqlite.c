@@ -31,6 +31,8 @@ enum stmt_id {
 	ST_EV_EXISTS, ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
+	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
+	ST_PR_CANDIDATES, ST_PAY_TRACKED,
 	ST_COUNT
 };
 
@@ -65,6 +67,24 @@ static const char *stmt_sql[ST_COUNT] = {
 	[ST_PRUNE_OUTCOMES] = "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM "
 	    "(SELECT seq, recorded_at FROM outcomes ORDER BY seq LIMIT ?2) "
 	    "WHERE recorded_at < ?1 AND seq <= ?3)",
+	/* The pay requests of SPEC §4.1 (sql/003_pay_requests.sql). */
+	[ST_PR_GET] = "SELECT " PAYREQ_COLS " FROM pay_requests WHERE key = ?1",
+	[ST_PR_PUT] = "INSERT INTO pay_requests (key, terminal_id, amount, currency, "
+	    "reference, capture_method, state, payment_id, created_at, updated_at) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'sending', NULL, ?7, ?7) "
+	    "ON CONFLICT (key) DO UPDATE SET terminal_id = ?2, amount = ?3, "
+	    "currency = ?4, reference = ?5, capture_method = ?6, state = 'sending', "
+	    "payment_id = NULL, created_at = ?7, updated_at = ?7",
+	[ST_PR_SET] = "UPDATE pay_requests SET state = ?2, updated_at = ?3 WHERE key = ?1",
+	[ST_PR_MOVE] = "UPDATE pay_requests SET state = ?2, updated_at = ?4 "
+	    "WHERE state = ?1 AND created_at < ?3",
+	[ST_PR_LINK] = "UPDATE pay_requests SET state = 'created', payment_id = ?2, "
+	    "updated_at = ?3 WHERE key = ?1",
+	[ST_PR_LINKED] = "SELECT 1 FROM pay_requests WHERE payment_id = ?1",
+	[ST_PR_CANDIDATES] = "SELECT key, created_at FROM pay_requests "
+	    "WHERE state = 'unknown' AND terminal_id = ?1 AND reference = ?2 "
+	    "AND amount = ?3 ORDER BY created_at, key",
+	[ST_PAY_TRACKED] = "UPDATE payments SET tracked = 1 WHERE id = ?1",
 };
 
 /*
@@ -377,6 +397,135 @@ event_seen(struct store_conn *c, const char *id, bool *seen)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Pay requests (SPEC §4.1) */
+
+int
+payreq_from_row(sqlite3_stmt *st, int c, struct pay_request *r)
+{
+	const char *v;
+	char **dst[] = { &r->key, &r->terminal_id, &r->reference, &r->currency,
+	    &r->capture_method };
+
+	payreq_init(r);
+	for (int i = 0; i < 5; i++)
+		if ((v = (const char *)sqlite3_column_text(st, c + i)) != NULL &&
+		    (*dst[i] = strdup(v)) == NULL)
+			goto fail;
+	r->amount = sqlite3_column_int64(st, c + 5);
+	r->state = payreq_state_parse((const char *)sqlite3_column_text(st, c + 6));
+	if ((v = (const char *)sqlite3_column_text(st, c + 7)) != NULL &&
+	    (r->payment_id = strdup(v)) == NULL)
+		goto fail;
+	if ((v = (const char *)sqlite3_column_text(st, c + 8)) != NULL)
+		snprintf(r->created_at, sizeof(r->created_at), "%s", v);
+	return 0;
+fail:
+	payreq_release(r);
+	return -1;
+}
+
+/* Links key's request to payment_id and tracks the payment.  SQLite's rc. */
+static int
+pay_link(struct store_conn *c, const char *key, const char *payment_id, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_PR_LINK];
+	int rc;
+
+	bind_text(st, 1, key);
+	bind_text(st, 2, payment_id);
+	bind_text(st, 3, now);
+	if ((rc = run(c, ST_PR_LINK)) != SQLITE_OK)
+		return rc;
+	bind_text(c->st[ST_PAY_TRACKED], 1, payment_id);
+	return run(c, ST_PAY_TRACKED);
+}
+
+/* SQLITE_OK with *linked: whether a request already has payment_id. */
+static int
+pay_linked(struct store_conn *c, const char *payment_id, bool *linked)
+{
+	sqlite3_stmt *st = c->st[ST_PR_LINKED];
+	int rc;
+
+	bind_text(st, 1, payment_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	*linked = rc == SQLITE_ROW;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * The oldest unknown request that p (a payment just heard of) resolves:
+ * same terminal, reference and amount, created after the request was
+ * committed (payreq_link_ok), and no request linked to p yet.  Linked and
+ * logged.  SQLite's rc.
+ */
+static int
+pay_resolve(struct store_conn *c, const struct payment *p, bool pay_new, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_PR_CANDIDATES];
+	char *key = NULL;
+	bool linked;
+	int rc;
+
+	if (p->terminal_id == NULL || p->reference == NULL || !p->has_amount)
+		return SQLITE_OK;
+	bind_text(st, 1, p->terminal_id);
+	bind_text(st, 2, p->reference);
+	sqlite3_bind_int64(st, 3, p->amount);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (payreq_link_ok((const char *)sqlite3_column_text(st, 1), p->created_at,
+		    pay_new)) {
+			if ((key = strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
+				rc = SQLITE_NOMEM;
+			break;
+		}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		free(key);
+		return rc;
+	}
+	rc = SQLITE_OK;
+	if (key != NULL && (rc = pay_linked(c, p->id, &linked)) == SQLITE_OK && !linked &&
+	    (rc = pay_link(c, key, p->id, now)) == SQLITE_OK)
+		log_info("pay: the unknown request %s was created: payment %s", key, p->id);
+	free(key);
+	return rc;
+}
+
+/*
+ * After an event was applied: its pay request (in->pay_key), or the
+ * unknown request it resolves.  cur is the payment as stored now.
+ */
+static int
+pay_after_ingest(struct store_conn *c, const struct store_ingest *in,
+    const struct payment *cur, bool pay_new, const char *now)
+{
+	struct payment m;
+	int rc;
+
+	if (in->pay_key != NULL)
+		return pay_link(c, in->pay_key, in->ev->pay.id, now);
+	/* The object's own fields first: a stale event leaves cur as it was. */
+	m = *cur;
+	m.id = in->ev->pay.id;
+	if (in->ev->pay.terminal_id != NULL)
+		m.terminal_id = in->ev->pay.terminal_id;
+	if (in->ev->pay.reference != NULL)
+		m.reference = in->ev->pay.reference;
+	if (in->ev->pay.has_amount) {
+		m.has_amount = true;
+		m.amount = in->ev->pay.amount;
+	}
+	if (in->ev->pay.created_at != NULL)
+		m.created_at = in->ev->pay.created_at;
+	rc = pay_resolve(c, &m, pay_new, now);
+	return rc;
+}
+
 static const char *const decision_names[] = {
 	[PAY_TRANSITION] = "transition",
 	[PAY_STALE] = "stale",
@@ -393,7 +542,7 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 	enum pay_status prev = PAY_NONE;
 	const char *occurred;
 	char *json;
-	bool seen;
+	bool seen, pay_new;
 	int rc, d;
 
 	in->decision = -1;
@@ -402,7 +551,8 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 		return rc;
 	if (seen) {
 		in->result = INGEST_DUPLICATE;
-		return SQLITE_OK;
+		return in->pay_key != NULL ? pay_link(c, in->pay_key, ev->pay.id, now) :
+		    SQLITE_OK;
 	}
 	if (ev->ignore_reason != NULL) {
 		in->result = INGEST_IGNORED;
@@ -410,6 +560,7 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 	}
 	if ((rc = load_payment(c, ev->pay.id, &cur)) != SQLITE_OK)
 		return rc;
+	pay_new = cur.status == PAY_NONE;
 	if ((d = payment_apply(&cur, &ev->pay, &prev)) == -1) {
 		payment_release(&cur);
 		return SQLITE_NOMEM;
@@ -433,6 +584,8 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 			goto out;
 		in->seq = seq;
 	}
+	if ((rc = pay_after_ingest(c, in, &cur, pay_new, now)) != SQLITE_OK)
+		goto out;
 	in->result = INGEST_ACCEPTED;
 	in->decision = d;
 out:
@@ -528,6 +681,69 @@ store_sqlite_rc_set(struct store_conn *c, const char *payment_id, int attempts,
 	bind_text(st, 3, next_at);
 	bind_text(st, 4, state);
 	return code(c, run(c, ST_RC_SET));
+}
+
+static int
+store_sqlite_pay_begin(struct store_conn *c, const struct pay_request *in,
+    struct pay_request *out, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_PR_GET];
+	int rc, found = STORE_PAY_NEW;
+
+	payreq_release(out);
+	bind_text(st, 1, in->key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && payreq_from_row(st, 0, out) == -1)
+		rc = SQLITE_NOMEM;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return code(c, rc);
+	if (rc == SQLITE_ROW && !payreq_may_create(out->state))
+		return payreq_mismatch(out, in) != NULL ? STORE_PAY_MISMATCH :
+		    STORE_PAY_EXISTS;
+	payreq_release(out);
+	st = c->st[ST_PR_PUT];
+	bind_text(st, 1, in->key);
+	bind_text(st, 2, in->terminal_id);
+	sqlite3_bind_int64(st, 3, in->amount);
+	bind_text(st, 4, in->currency);
+	bind_text(st, 5, in->reference);
+	bind_text(st, 6, in->capture_method);
+	bind_text(st, 7, now);
+	if ((rc = run(c, ST_PR_PUT)) != SQLITE_OK || payreq_copy(out, in) == -1)
+		return code(c, rc != SQLITE_OK ? rc : SQLITE_NOMEM);
+	out->state = PR_SENDING;
+	snprintf(out->created_at, sizeof(out->created_at), "%s", now);
+	return found;
+}
+
+static int
+store_sqlite_pay_set(struct store_conn *c, const char *key, enum payreq_state state,
+    const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_PR_SET];
+
+	bind_text(st, 1, key);
+	bind_text(st, 2, payreq_state_name(state));
+	bind_text(st, 3, now);
+	return code(c, run(c, ST_PR_SET));
+}
+
+static int
+store_sqlite_pay_move(struct store_conn *c, enum payreq_state from,
+    enum payreq_state to, const char *before, const char *now)
+{
+	sqlite3_stmt *st = c->st[ST_PR_MOVE];
+	int rc;
+
+	bind_text(st, 1, payreq_state_name(from));
+	bind_text(st, 2, payreq_state_name(to));
+	bind_text(st, 3, before);
+	bind_text(st, 4, now);
+	if ((rc = run(c, ST_PR_MOVE)) != SQLITE_OK)
+		return code(c, rc);
+	return sqlite3_changes(c->db);
 }
 
 static int
@@ -740,6 +956,9 @@ const struct store_engine store_sqlite_engine = {
 	.replay_mark = store_sqlite_replay_mark,
 	.dead_delete = store_sqlite_dead_delete,
 	.rc_set = store_sqlite_rc_set,
+	.pay_begin = store_sqlite_pay_begin,
+	.pay_set = store_sqlite_pay_set,
+	.pay_move = store_sqlite_pay_move,
 	.prune = store_sqlite_prune,
 	.probe = store_sqlite_probe,
 	.set_lock_wait = store_sqlite_set_lock_wait,

@@ -3,6 +3,7 @@
  * across calls so that the TLS session and connection are kept.
  */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,13 @@
 
 #define MAX_RESPONSE	(1024 * 1024)
 
+#define AUTH_PREFIX	"Authorization: Bearer "
+
 struct vinr_api {
 	CURL	*curl;
 	char	*base;		/* without a trailing '/' */
-	char	*auth;		/* "Authorization: Bearer <key>", wiped on change */
+	char	*auth;		/* AUTH_PREFIX "<key>", wiped on change */
+	long	 timeout_ms;	/* of one call */
 };
 
 int
@@ -56,10 +60,10 @@ vinr_api_check_base(const char *api_base, char *err, size_t errlen)
 	if ((u = curl_url()) == NULL || curl_url_set(u, CURLUPART_URL, api_base, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		snprintf(err, errlen, "[reconciler] api_base %s: not a URL", api_base);
+		snprintf(err, errlen, "[api] base %s: not a URL", api_base);
 	else if (strcasecmp(scheme, "https") != 0 &&
 	    !(strcasecmp(scheme, "http") == 0 && vinr_api_loopback_host(host)))
-		snprintf(err, errlen, "[reconciler] api_base %s: only https, or http to a "
+		snprintf(err, errlen, "[api] base %s: only https, or http to a "
 		    "loopback address", api_base);
 	else
 		rc = 0;
@@ -82,6 +86,7 @@ vinr_api_new(const char *api_base, char *err, size_t errlen)
 		vinr_api_free(a);
 		return NULL;
 	}
+	a->timeout_ms = 15000L;
 	for (size_t n = strlen(a->base); n > 0 && a->base[n - 1] == '/'; n--)
 		a->base[n - 1] = '\0';
 	return a;
@@ -113,7 +118,7 @@ vinr_api_set_key(struct vinr_api *a, const char *key)
 {
 	char *auth;
 
-	if (asprintf(&auth, "Authorization: Bearer %s", key) == -1)
+	if (asprintf(&auth, AUTH_PREFIX "%s", key) == -1)
 		return -1;
 	wipe_free(a->auth);
 	a->auth = auth;
@@ -138,13 +143,55 @@ on_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-int
-vinr_api_retrieve(struct vinr_api *a, const char *payment_id, struct api_result *r)
+/* Adds one header; false when out of memory. */
+static bool
+add_header(struct curl_slist **hdr, const char *h)
 {
-	struct curl_slist *hdr = NULL, *h2;
-	char *id = NULL, *url = NULL;
-	char cerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *n;
+
+	if ((n = curl_slist_append(*hdr, h)) == NULL)
+		return false;
+	*hdr = n;
+	return true;
+}
+
+static void
+set_options(struct vinr_api *a, const char *url, struct curl_slist *hdr, const char *body,
+    char *cerr, struct api_result *r)
+{
+	curl_easy_reset(a->curl);
+	curl_easy_setopt(a->curl, CURLOPT_URL, url);
+	curl_easy_setopt(a->curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(a->curl, CURLOPT_USERAGENT, "vinr-webhookd");
+	curl_easy_setopt(a->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(a->curl, CURLOPT_CONNECTTIMEOUT_MS,
+	    a->timeout_ms < 5000 ? a->timeout_ms : 5000L);
+	curl_easy_setopt(a->curl, CURLOPT_TIMEOUT_MS, a->timeout_ms);
+	curl_easy_setopt(a->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(a->curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(a->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(a->curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(a->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, r);
+	if (body != NULL) {
+		curl_easy_setopt(a->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(a->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(a->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+}
+
+/*
+ * One call: method GET when body is NULL, else POST with body (JSON).
+ * path is below the base and already escaped.  See vinr_api_retrieve().
+ */
+static int
+perform(struct vinr_api *a, const char *path, const char *body, struct api_result *r)
+{
+	struct curl_slist *hdr = NULL;
+	char *url = NULL, cerr[CURL_ERROR_SIZE] = "";
 	curl_off_t ra = -1;
+	long reqsize = 0;
 	CURLcode rc;
 	int ret = -1;
 
@@ -154,35 +201,19 @@ vinr_api_retrieve(struct vinr_api *a, const char *payment_id, struct api_result 
 		snprintf(r->error, sizeof(r->error), "no API key");
 		return -1;
 	}
-	if ((id = curl_easy_escape(a->curl, payment_id, 0)) == NULL ||
-	    asprintf(&url, "%s/v1/terminal/payments/%s", a->base, id) == -1) {
+	if (asprintf(&url, "%s%s", a->base, path) == -1) {
 		url = NULL;
-		snprintf(r->error, sizeof(r->error), "out of memory");
-		goto out;
+		goto nomem;
 	}
-	if ((h2 = curl_slist_append(hdr, a->auth)) == NULL)
+	if (!add_header(&hdr, a->auth) || !add_header(&hdr, "Accept: application/json") ||
+	    (body != NULL && !add_header(&hdr, "Content-Type: application/json")))
 		goto nomem;
-	hdr = h2;
-	if ((h2 = curl_slist_append(hdr, "Accept: application/json")) == NULL)
-		goto nomem;
-	hdr = h2;
-
-	curl_easy_reset(a->curl);
-	curl_easy_setopt(a->curl, CURLOPT_URL, url);
-	curl_easy_setopt(a->curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(a->curl, CURLOPT_USERAGENT, "vinr-webhookd");
-	curl_easy_setopt(a->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(a->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(a->curl, CURLOPT_TIMEOUT_MS, 15000L);
-	curl_easy_setopt(a->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(a->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(a->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(a->curl, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(a->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, r);
-
+	set_options(a, url, hdr, body, cerr, r);
 	rc = curl_easy_perform(a->curl);
+	/* Bytes of the request handed to the connection: 0 means VINR never
+	 * saw it (no connection, TLS refused). */
+	curl_easy_getinfo(a->curl, CURLINFO_REQUEST_SIZE, &reqsize);
+	r->sent = reqsize > 0;
 	if (rc != CURLE_OK) {
 		snprintf(r->error, sizeof(r->error), "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
 		goto out;
@@ -197,10 +228,11 @@ vinr_api_retrieve(struct vinr_api *a, const char *payment_id, struct api_result 
 nomem:
 	snprintf(r->error, sizeof(r->error), "out of memory");
 out:
-	/* The handle keeps a pointer to the headers: clear it before freeing. */
+	/* The handle keeps pointers to the headers and the body: clear them
+	 * before freeing. */
 	curl_easy_setopt(a->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(a->curl, CURLOPT_POSTFIELDS, NULL);
 	curl_slist_free_all(hdr);
-	curl_free(id);
 	free(url);
 	if (ret == -1) {
 		free(r->body);
@@ -208,6 +240,88 @@ out:
 		r->len = 0;
 	}
 	return ret;
+}
+
+/* "/v1/terminal/payments/<escaped id><suffix>", or NULL. */
+static char *
+payment_path(struct vinr_api *a, const char *payment_id, const char *suffix)
+{
+	char *id, *path;
+
+	if ((id = curl_easy_escape(a->curl, payment_id, 0)) == NULL)
+		return NULL;
+	if (asprintf(&path, "/v1/terminal/payments/%s%s", id, suffix) == -1)
+		path = NULL;
+	curl_free(id);
+	return path;
+}
+
+static int
+payment_call(struct vinr_api *a, const char *payment_id, const char *suffix,
+    const char *body, struct api_result *r)
+{
+	char *path;
+	int rc;
+
+	if ((path = payment_path(a, payment_id, suffix)) == NULL) {
+		memset(r, 0, sizeof(*r));
+		r->retry_after = -1;
+		snprintf(r->error, sizeof(r->error), "out of memory");
+		return -1;
+	}
+	rc = perform(a, path, body, r);
+	free(path);
+	return rc;
+}
+
+int
+vinr_api_retrieve(struct vinr_api *a, const char *payment_id, struct api_result *r)
+{
+	return payment_call(a, payment_id, "", NULL, r);
+}
+
+int
+vinr_api_create(struct vinr_api *a, const char *body, const char *query,
+    struct api_result *r)
+{
+	char *path;
+	int rc;
+
+	if (asprintf(&path, "/v1/terminal/payments%s%s", query != NULL ? "?" : "",
+	    query != NULL ? query : "") == -1) {
+		memset(r, 0, sizeof(*r));
+		r->retry_after = -1;
+		snprintf(r->error, sizeof(r->error), "out of memory");
+		return -1;
+	}
+	rc = perform(a, path, body, r);
+	free(path);
+	return rc;
+}
+
+int
+vinr_api_cancel(struct vinr_api *a, const char *payment_id, struct api_result *r)
+{
+	return payment_call(a, payment_id, "/cancel", "{}", r);
+}
+
+int
+vinr_api_capture(struct vinr_api *a, const char *payment_id, const char *body,
+    struct api_result *r)
+{
+	return payment_call(a, payment_id, "/capture", body != NULL ? body : "{}", r);
+}
+
+void
+vinr_api_set_timeout(struct vinr_api *a, int seconds)
+{
+	a->timeout_ms = seconds > 0 ? (long)seconds * 1000 : 15000L;
+}
+
+bool
+vinr_api_sandbox(const struct vinr_api *a)
+{
+	return a->auth != NULL && strncmp(a->auth + strlen(AUTH_PREFIX), "sk_test_", 8) == 0;
 }
 
 void

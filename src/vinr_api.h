@@ -1,6 +1,6 @@
 /*
- * vinr_api.h - VINR's Cloud API, the one call the daemon makes (SPEC §5):
- * GET {api_base}/v1/terminal/payments/{id} with a Bearer key.
+ * vinr_api.h - VINR's Cloud API (the seed page; SPEC §4.1, §5): create,
+ * retrieve, cancel and capture a terminal payment, with a Bearer key.
  *
  * TLS is always verified; plain http:// is refused unless the host is a
  * loopback address (vinr-sim).  The key never reaches a log or an error.
@@ -9,6 +9,7 @@
 #ifndef VINR_API_H
 #define VINR_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct vinr_api;
@@ -18,6 +19,8 @@ struct api_result {
 	char	*body;			/* NUL-terminated; free with api_result_release */
 	size_t	 len;
 	long	 retry_after;		/* seconds from Retry-After (number or date), -1 */
+	bool	 sent;			/* the request may have reached VINR (false:
+					   certainly not: no connection) */
 	char	 error[256];		/* why there was no answer */
 };
 
@@ -37,6 +40,24 @@ int		 vinr_api_set_key(struct vinr_api *, const char *key);
  */
 int		 vinr_api_retrieve(struct vinr_api *, const char *payment_id,
 		    struct api_result *res);
+/*
+ * Creates a terminal payment: POST /v1/terminal/payments[?query] with body
+ * (the JSON object).  query (NULL: none) is already URL-encoded.  Returns
+ * as vinr_api_retrieve(); on -1, res->sent says whether VINR may have
+ * received it (then its outcome is unknown).
+ */
+int		 vinr_api_create(struct vinr_api *, const char *body, const char *query,
+		    struct api_result *res);
+/* POST /v1/terminal/payments/{id}/cancel.  As vinr_api_retrieve(). */
+int		 vinr_api_cancel(struct vinr_api *, const char *payment_id,
+		    struct api_result *res);
+/* POST /v1/terminal/payments/{id}/capture with body (NULL: {}). */
+int		 vinr_api_capture(struct vinr_api *, const char *payment_id,
+		    const char *body, struct api_result *res);
+/* Limit of one call ([api] timeout), in seconds; <= 0: 15. */
+void		 vinr_api_set_timeout(struct vinr_api *, int seconds);
+/* True when the key in use is a sandbox key (sk_test_...). */
+bool		 vinr_api_sandbox(const struct vinr_api *);
 void		 api_result_release(struct api_result *);
 
 /* True when an http:// base may be used: 127.0.0.0/8, ::1, localhost. */

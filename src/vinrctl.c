@@ -30,13 +30,15 @@
 #define ANSWER_WAIT_S	60	/* how long a plain request may take */
 #define WAIT_DEFAULT_S	150	/* the daemon's default wait timeout */
 
-enum argtype { A_STRING, A_INT, A_NUMBER };
+/* A_FLAG: an option without a value that sets key to fixed. */
+enum argtype { A_STRING, A_INT, A_NUMBER, A_FLAG };
 
 struct option_def {
 	const char	*flag;		/* "--terminal" */
 	const char	*key;		/* the request field */
 	enum argtype	 type;
-	const char	*meta;		/* for the usage line */
+	const char	*meta;		/* for the usage line; NULL for A_FLAG */
+	const char	*fixed;		/* A_FLAG: the value it sets */
 };
 
 struct command {
@@ -45,7 +47,7 @@ struct command {
 	const char		*pos[2];	/* positional arguments: request fields */
 	enum argtype		 postype[2];
 	const char		*posmeta[2];
-	struct option_def	 opts[5];
+	struct option_def	 opts[10];
 	const char		*help;
 };
 
@@ -57,28 +59,31 @@ static const struct command commands[] = {
 	{ "find", NULL, { "reference" }, { A_STRING }, { "REF" }, { { NULL } },
 	    "Prints the payments whose reference is REF, newest first." },
 	{ "track", NULL, { "paymentId" }, { A_STRING }, { "ID" }, {
-		{ "--terminal", "terminalId", A_STRING, "T" },
-		{ "--reference", "reference", A_STRING, "R" },
-		{ "--amount", "amount", A_INT, "N" },
-		{ "--currency", "currency", A_STRING, "C" },
+		{ "--terminal", "terminalId", A_STRING, "T", NULL },
+		{ "--reference", "reference", A_STRING, "R", NULL },
+		{ "--amount", "amount", A_INT, "N", NULL },
+		{ "--currency", "currency", A_STRING, "C", NULL },
 		{ NULL } },
 	    "Registers a payment that the POS created with VINR, so that the\n"
 	    "daemon watches it (and the reconciler retrieves it) even if no webhook\n"
 	    "ever comes.  An unknown payment is stored as pending; a known one keeps\n"
 	    "its status and gets the fields it lacks.  Prints the payment." },
 	{ "wait", NULL, { "paymentId" }, { A_STRING }, { "ID" }, {
-		{ "--timeout", "timeout", A_NUMBER, "S" },
+		{ "--timeout", "timeout", A_NUMBER, "S", NULL },
+		{ "--final", "until", A_FLAG, NULL, "final" },
 		{ NULL } },
 	    "Waits until payment ID is authorized, completed, failed or cancelled\n"
-	    "(it may still be unknown when asked) and prints it.  After S seconds\n"
-	    "(default 150, at most 3600) prints a timeout error and exits 3." },
+	    "(it may still be unknown when asked) and prints it; with --final, until\n"
+	    "it is completed, failed or cancelled (an authorized payment waits for\n"
+	    "its capture).  After S seconds (default 150, at most 3600) prints a\n"
+	    "timeout error and exits 3." },
 	{ "pending", NULL, { NULL }, { 0 }, { NULL }, {
-		{ "--older-than", "olderThan", A_NUMBER, "S" },
+		{ "--older-than", "olderThan", A_NUMBER, "S", NULL },
 		{ NULL } },
 	    "Prints the payments still pending or processing, unchanged for at\n"
 	    "least S seconds (default 0)." },
 	{ "tail", "subscribe", { NULL }, { 0 }, { NULL }, {
-		{ "--since", "since", A_INT, "N" },
+		{ "--since", "since", A_INT, "N", NULL },
 		{ NULL } },
 	    "Streams outcome lines, one JSON object per line, as they are committed:\n"
 	    "with --since N, every outcome after seq N first.  Runs until the daemon\n"
@@ -95,6 +100,37 @@ static const struct command commands[] = {
 	    { { NULL } },
 	    "Queues dead letter SEQ of SINK (eventlog, hook, socket) for another\n"
 	    "delivery; it leaves the dead list once delivered." },
+	{ "pay", NULL, { NULL }, { 0 }, { NULL }, {
+		{ "--terminal", "terminalId", A_STRING, "T", NULL },
+		{ "--amount", "amount", A_INT, "N", NULL },
+		{ "--currency", "currency", A_STRING, "C", NULL },
+		{ "--reference", "reference", A_STRING, "R", NULL },
+		{ "--manual", "captureMethod", A_FLAG, NULL, "manual" },
+		{ "--key", "key", A_STRING, "K", NULL },
+		{ "--wait", "wait", A_NUMBER, "S", NULL },
+		{ "--test-card", "testCard", A_STRING, "CARD", NULL },
+		{ "--simulate-delay", "simulateDelay", A_NUMBER, "S", NULL },
+		{ NULL } },
+	    "Makes terminal T take a payment of N (minor units) in currency C for\n"
+	    "order R, through the daemon, which holds VINR's API key, and waits for\n"
+	    "its outcome: prints the payment once it is authorized, completed, failed\n"
+	    "(a decline: exit 0, see declineCode) or cancelled.  --manual authorizes\n"
+	    "only (capture it later).  --key K names the request (default: R): the\n"
+	    "same key never creates a second payment, so repeating a pay after a\n"
+	    "crash or a lost answer is safe.  --wait S: at most S seconds (default\n"
+	    "150; 0 = print it as soon as VINR created it), then a timeout error\n"
+	    "(exit 3) while the payment goes on.  --test-card and --simulate-delay\n"
+	    "are for a sandbox (sk_test_) key only.  upstream_unknown (exit 1): VINR\n"
+	    "may or may not have created it; never pay again under another key\n"
+	    "before it is resolved." },
+	{ "cancel", NULL, { "paymentId" }, { A_STRING }, { "ID" }, { { NULL } },
+	    "Asks VINR to cancel payment ID (only possible while it is pending);\n"
+	    "prints the payment.  VINR's refusal is upstream_error (exit 1)." },
+	{ "capture", NULL, { "paymentId" }, { A_STRING }, { "ID" }, {
+		{ "--amount", "amount", A_INT, "N", NULL },
+		{ NULL } },
+	    "Captures the authorized (manual-capture) payment ID, for N if given\n"
+	    "(it may be higher than the authorized amount: a tip); prints it." },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -104,8 +140,17 @@ synopsis(FILE *f, const struct command *c)
 	fprintf(f, "vinrctl [-s SOCKET] %s", c->name);
 	for (int i = 0; i < 2 && c->pos[i] != NULL; i++)
 		fprintf(f, " %s", c->posmeta[i]);
-	for (int i = 0; c->opts[i].flag != NULL; i++)
-		fprintf(f, " [%s %s]", c->opts[i].flag, c->opts[i].meta);
+	for (int i = 0; c->opts[i].flag != NULL; i++) {
+		const struct option_def *o = &c->opts[i];
+
+		/* pay's first four are not optional. */
+		if (strcmp(c->name, "pay") == 0 && i < 4)
+			fprintf(f, " %s %s", o->flag, o->meta);
+		else if (o->type == A_FLAG)
+			fprintf(f, " [%s]", o->flag);
+		else
+			fprintf(f, " [%s %s]", o->flag, o->meta);
+	}
 	fputc('\n', f);
 }
 
@@ -168,6 +213,8 @@ add_arg(cJSON *req, const char *key, enum argtype type, const char *text)
 			return false;
 		return cJSON_AddNumberToObject(req, key, v) != NULL;
 	}
+	case A_FLAG:
+		return cJSON_AddStringToObject(req, key, text) != NULL;
 	}
 	return false;
 }
@@ -233,7 +280,14 @@ build_request(const struct command *c, int argc, char **argv, bool *help)
 			    (int)flen, a);
 			goto usage;
 		}
-		if (eq != NULL)
+		if (o->type == A_FLAG) {
+			if (eq != NULL) {
+				fprintf(stderr, "vinrctl: %s: %s takes no value\n", c->name,
+				    o->flag);
+				goto usage;
+			}
+			val = o->fixed;
+		} else if (eq != NULL)
 			val = eq + 1;
 		else if (i + 1 < argc)
 			val = argv[++i];
@@ -255,6 +309,11 @@ build_request(const struct command *c, int argc, char **argv, bool *help)
 		fprintf(stderr, "vinrctl: %s: %s is missing\n", c->name, c->posmeta[npos]);
 		goto usage;
 	}
+	for (int k = 0; strcmp(c->name, "pay") == 0 && k < 4; k++)
+		if (cJSON_GetObjectItemCaseSensitive(req, c->opts[k].key) == NULL) {
+			fprintf(stderr, "vinrctl: pay: %s is required\n", c->opts[k].flag);
+			goto usage;
+		}
 	return req;
 usage:
 	fputs("usage: ", stderr);
@@ -263,8 +322,9 @@ usage:
 	return NULL;
 }
 
+/* hint: say how to name another socket when this one is missing. */
 static int
-connect_socket(const char *path)
+connect_socket(const char *path, bool hint)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd;
@@ -277,6 +337,10 @@ connect_socket(const char *path)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 		fprintf(stderr, "vinrctl: cannot connect to %s: %s\n", path, strerror(errno));
+		if (hint && (errno == ENOENT || errno == ECONNREFUSED))
+			fprintf(stderr, "vinrctl: is the daemon running?  If its [control] "
+			    "socket is elsewhere, say where\n"
+			    "  with -s SOCKET or VINR_CONTROL_SOCKET\n");
 		if (fd != -1)
 			close(fd);
 		return -1;
@@ -470,13 +534,16 @@ main(int argc, char *argv[])
 		cJSON_Delete(req);
 		return EXIT_USAGE;
 	}
-	/* A wait answers after its timeout: give the daemon that much more. */
-	if (strcmp(c->name, "wait") == 0) {
-		t = cJSON_GetObjectItemCaseSensitive(req, "timeout");
+	/* A wait or a pay answers after its timeout: give the daemon that
+	 * much more. */
+	if (strcmp(c->name, "wait") == 0 || strcmp(c->name, "pay") == 0) {
+		t = cJSON_GetObjectItemCaseSensitive(req, c->name[0] == 'w' ? "timeout" :
+		    "wait");
 		tv.tv_sec += cJSON_IsNumber(t) ? (time_t)t->valuedouble : WAIT_DEFAULT_S;
 	}
 	cJSON_Delete(req);
-	if ((fd = connect_socket(path)) == -1) {
+	/* The packaged default that is not there: say how to name another. */
+	if ((fd = connect_socket(path, strcmp(path, DEFAULT_SOCKET) == 0)) == -1) {
 		free(line);
 		return EXIT_USAGE;
 	}

@@ -248,8 +248,8 @@ def test_stats(daemon):
         r = daemon.ctl({"cmd": "stats", "id": "s"})
     assert r["ok"] is True and r["id"] == "s"
     s = r["stats"]
-    assert set(s.keys()) == {"webhooks", "lastSeq", "sinks", "reconciler", "control",
-                             "uptimeSeconds"}
+    assert set(s.keys()) == {"webhooks", "lastSeq", "sinks", "reconciler", "api",
+                             "control", "uptimeSeconds"}
     assert s["webhooks"]["accepted"] == 2 and s["webhooks"]["duplicate"] == 0
     assert s["webhooks"]["ignored"] == 0
     assert sorted(s["webhooks"]["rejected"].keys()) == sorted(REJECT_REASONS)
@@ -259,6 +259,7 @@ def test_stats(daemon):
     # Only the event log is configured: the hook and socket sinks are absent.
     assert s["sinks"] == {"eventlog": {"cursor": 2, "lag": 0, "dead": 0}}
     assert s["reconciler"] == {"state": "disabled", "requests": 0, "errors": 0}
+    assert s["api"] == {"requests": 0, "errors": 0, "unknown": 0}
     assert s["control"] == {"clients": 2}
     assert isinstance(s["uptimeSeconds"], int) and s["uptimeSeconds"] >= 0
     assert daemon.stop() == 0

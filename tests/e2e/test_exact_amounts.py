@@ -209,8 +209,8 @@ def test_reconciler_keeps_vinrs_literal(make_daemon):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         d = make_daemon(env={"VINR_API_KEY": "sk_test_exact"},
-                        conf={"reconciler": {"api_base": "http://127.0.0.1:%d" %
-                                             srv.server_address[1], "stale_after": 3600}})
+                        conf={"api": {"base": "http://127.0.0.1:%d" % srv.server_address[1]},
+                              "reconciler": {"stale_after": 3600}})
         raw, r = request_raw(d, {"cmd": "reconcile", "paymentId": p})
         assert r["ok"] is True and r["changed"] is True, r
         assert_literals(raw, BIG, BIG)

@@ -11,10 +11,10 @@ from conftest import SIM_KEY, free_port, make_event
 
 
 def rc_conf(sim_url, **over):
-    conf = {"api_base": sim_url, "interval": 1, "stale_after": 1, "max_backoff": 2,
+    conf = {"interval": 1, "stale_after": 1, "max_backoff": 2,
             "give_up_after": 3600, "max_rps": 5}
     conf.update(over)
-    return {"reconciler": conf}
+    return {"api": {"base": sim_url}, "reconciler": conf}
 
 
 def wait_for(fn, timeout=20, step=0.05, what="condition"):
@@ -225,7 +225,7 @@ def test_api_key_never_logged_and_http_refused_off_loopback(make_daemon, tmp_pat
     from conftest import Daemon, DAEMON
     import subprocess
     d = Daemon(tmp_path / "x", env={"VINR_API_KEY": "sk_test_x"},
-               conf={"reconciler": {"api_base": "http://example.com"}})
+               conf={"api": {"base": "http://example.com"}})
     r = subprocess.run([DAEMON, "-c", d.conf_path], env=d.env, capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 78

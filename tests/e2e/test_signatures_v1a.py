@@ -228,18 +228,24 @@ def test_private_key_refused_at_start(tmp_path, trusted):
 
 
 def test_missing_files_name_key_and_line(tmp_path):
+    """Both missing files are reported at once, each with its key and line,
+    and never with the value written (it could be a pasted secret)."""
     path = conf_for(tmp_path, {"scheme": "standard",
                                "secret_file": str(tmp_path / "no-secret"),
                                "public_key_file": str(tmp_path / "no-keys")})
     r = run_webhookd("-c", path)
     assert r.returncode == EX_CONFIG
-    assert "%s:%d: [webhook] secret_file: %s" % (path, line_of(path, "secret_file"),
-                                                 tmp_path / "no-secret") in r.stderr
+    assert "%s:%d: [webhook] secret_file: no such file" % (
+        path, line_of(path, "secret_file")) in r.stderr, r.stderr
+    assert "%s:%d: [webhook] public_key_file: no such file" % (
+        path, line_of(path, "public_key_file")) in r.stderr, r.stderr
+    assert "no-secret" not in r.stderr and "no-keys" not in r.stderr
     (tmp_path / "no-secret").write_text(STD_SECRET + "\n")
     r = run_webhookd("-c", path)
     assert r.returncode == EX_CONFIG
-    assert "%s:%d: [webhook] public_key_file: %s" % (
-        path, line_of(path, "public_key_file"), tmp_path / "no-keys") in r.stderr
+    assert "%s:%d: [webhook] public_key_file: no such file" % (
+        path, line_of(path, "public_key_file")) in r.stderr, r.stderr
+    assert "secret_file" not in r.stderr
     # Under scheme vinr a public_key_file is a mistake, and said to be one.
     path = conf_for(tmp_path, {"scheme": "vinr", "secret_file": str(tmp_path / "no-secret"),
                                "public_key_file": str(tmp_path / "no-keys")})

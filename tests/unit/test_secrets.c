@@ -245,15 +245,15 @@ test_secrets_unreadable(void **state)
 	/* A named file that is missing is an error, not a fall-through. */
 	assert_int_equal(secrets_load(&s, "/nonexistent/webhook-secret",
 	    "webhook-secret", "VINR_TEST_SECRET", &src, err, sizeof(err)), -1);
-	assert_string_equal(err, "/nonexistent/webhook-secret: "
-	    "No such file or directory");
+	/* Never the path: it may be a secret pasted into the wrong key. */
+	assert_string_equal(err, "No such file or directory");
 	assert_string_equal(src, "file");
 	assert_int_equal(s.n, 0);
 	assert_null(s.v);
 
 	assert_int_equal(secrets_load(&s, "/tmp", NULL, NULL, &src, err,
 	    sizeof(err)), -1);
-	snprintf(want, sizeof(want), "/tmp: %s", strerror(EISDIR));
+	snprintf(want, sizeof(want), "%s", strerror(EISDIR));
 	assert_string_equal(err, want);
 
 	/* A credential that exists but cannot be read is an error too. */
@@ -262,7 +262,7 @@ test_secrets_unreadable(void **state)
 	setenv("CREDENTIALS_DIRECTORY", cred_dir, 1);
 	assert_int_equal(secrets_load(&s, NULL, "webhook-secret",
 	    "VINR_TEST_SECRET", &src, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "%s: %s", path, strerror(EISDIR));
+	snprintf(want, sizeof(want), "credential webhook-secret: %s", strerror(EISDIR));
 	assert_string_equal(err, want);
 	assert_string_equal(src, "credential");
 	assert_int_equal(rmdir(path), 0);
@@ -289,7 +289,7 @@ test_secrets_unreadable(void **state)
 		bigpath = write_tmp(big, biglen);
 		assert_int_equal(secrets_load(&s, bigpath, NULL, NULL, &src,
 		    err, sizeof(err)), -1);
-		assert_contains(err, bigpath);
+		assert_null(strstr(err, bigpath));
 		assert_contains(err, "larger than 1048576 bytes");
 		assert_null(strstr(err, "topsecret"));
 		assert_int_equal(s.n, 0);
@@ -302,7 +302,7 @@ test_secrets_unreadable(void **state)
 	nul = write_tmp(withnul, sizeof(withnul) - 1);
 	assert_int_equal(secrets_load(&s, nul, NULL, NULL, &src, err,
 	    sizeof(err)), -1);
-	assert_contains(err, nul);
+	assert_null(strstr(err, nul));
 	assert_contains(err, "NUL byte");
 	assert_null(strstr(err, "topsecret"));
 	unlink(nul);
@@ -468,11 +468,11 @@ test_webhook_missing_file(void **state)
 	assert_int_equal(webhook_keys("/nonexistent/webhook-secret", NULL,
 	    SIG_SCHEME_VINR, &keys, &n, err, sizeof(err)), -1);
 	assert_string_equal(err, "test.conf:7: [webhook] secret_file: "
-	    "/nonexistent/webhook-secret: No such file or directory");
+	    "No such file or directory");
 	assert_int_equal(webhook_keys(NULL, "/nonexistent/keys",
 	    SIG_SCHEME_STANDARD, &keys, &n, err, sizeof(err)), -1);
 	assert_string_equal(err, "test.conf:8: [webhook] public_key_file: "
-	    "/nonexistent/keys: No such file or directory");
+	    "No such file or directory");
 }
 
 /* The API key: the first of its source; none is not an error. */
@@ -506,7 +506,7 @@ test_api_key(void **state)
 	assert_int_equal(secrets_api_key("/nonexistent/api-key", &key, &src, err,
 	    sizeof(err)), -1);
 	assert_null(key);
-	assert_string_equal(err, "/nonexistent/api-key: No such file or directory");
+	assert_string_equal(err, "No such file or directory");
 	unlink(path);
 	free(path);
 }

@@ -27,6 +27,7 @@ fill(struct stats *st)
 	st->webhooks.rejected[REJ_INVALID_SIG] = 2;
 	st->reconciler.state = RC_PAUSED;
 	st->reconciler.requests = 11;
+	st->api = (struct gateway_stats){ 12, 3, 1 };
 	st->control_clients = 4;
 	st->uptime_s = 61;
 	st->threads_ok = st->healthy = true;
@@ -64,11 +65,15 @@ test_metrics_and_json_agree(void **state)
 	assert_line(text, "vinr_webhooks_total{result=\"rejected\",reason=\"invalid_signature\"} 2");
 	assert_line(text, "vinr_control_clients 4");
 	assert_line(text, "vinr_uptime_seconds 61");
+	assert_line(text, "vinr_api_requests_total 12");
+	assert_line(text, "vinr_api_errors_total 3");
+	assert_line(text, "vinr_api_unknown_total 1");
 	/* What a client reads: the printed line, integers exact. */
 	json = cJSON_PrintUnformatted(o);
 	assert_non_null(json);
 	assert_non_null(strstr(json, "\"lastSeq\":9007199254740993,"));
 	assert_non_null(strstr(json, "\"hook\":{\"cursor\":40,\"lag\":7,\"dead\":3}"));
+	assert_non_null(strstr(json, "\"api\":{\"requests\":12,\"errors\":3,\"unknown\":1}"));
 	back = cJSON_Parse(json);
 	assert_non_null(back);
 	assert_string_equal(cJSON_GetObjectItemCaseSensitive(
@@ -78,7 +83,7 @@ test_metrics_and_json_agree(void **state)
 	    cJSON_GetObjectItemCaseSensitive(back, "control"), "clients")->valueint, 4);
 	cJSON_Delete(back);
 	free(json);
-	assert_int_equal(cJSON_GetArraySize(o), 6);
+	assert_int_equal(cJSON_GetArraySize(o), 7);
 	free(text);
 	cJSON_Delete(o);
 }
@@ -93,7 +98,8 @@ test_metric_families_kept(void **state)
 		"vinr_outcomes_total counter", "vinr_commit_seconds histogram",
 		"vinr_commit_batch_size histogram",
 		"vinr_reconciler_requests_total counter", "vinr_control_clients gauge",
-		"vinr_uptime_seconds gauge",
+		"vinr_uptime_seconds gauge", "vinr_api_requests_total counter",
+		"vinr_api_errors_total counter", "vinr_api_unknown_total counter",
 	};
 	struct stats st;
 	char *text, line[128];
