@@ -1042,6 +1042,7 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 		    p.seen[key_find("webhook", "public_key_file") - keys];
 		i = (size_t)(key_find("api", "key_file") - keys);
 		n.api_key_file_line = p.seen[i] != 0 ? p.seen[i] : p.alias_seen[i];
+		n.api_key_file_alias = p.alias_seen[i] != 0;
 		n.hook_line = p.seen[key_find("forward", "hook") - keys];
 		config_release(c);
 		*c = n;
@@ -1134,10 +1135,14 @@ config_check(const struct config *c, char *err, size_t errlen, unsigned *bad)
 		{ "control", "socket", c->control_socket, 0, 0, 0 },
 		{ "webhook", "secret_file", c->secret_file, 1, CONFIG_BAD_SECRET_FILE,
 		    c->secret_file_line },
-		{ "webhook", "public_key_file", c->public_key_file, 1,
-		    CONFIG_BAD_PUBLIC_KEY_FILE, c->public_key_file_line },
-		{ "api", "key_file", c->api_key_file, 1, CONFIG_BAD_API_KEY_FILE,
-		    c->api_key_file_line },
+		/* Under scheme vinr, secrets_webhook_keys() says it is misplaced. */
+		{ "webhook", "public_key_file", c->scheme == SIG_SCHEME_STANDARD ?
+		    c->public_key_file : NULL, 1, CONFIG_BAD_PUBLIC_KEY_FILE,
+		    c->public_key_file_line },
+		/* Named as written: a deprecated alias too. */
+		{ c->api_key_file_alias ? "reconciler" : "api", c->api_key_file_alias ?
+		    "api_key_file" : "key_file", c->api_key_file, 1,
+		    CONFIG_BAD_API_KEY_FILE, c->api_key_file_line },
 		{ "forward", "hook", c->hook, 2, 0, c->hook_line },
 	};
 	const char *why;

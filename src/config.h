@@ -41,6 +41,7 @@ struct config {
 	int			 secret_file_line;	/* where set, 0 = not in the file */
 	int			 public_key_file_line;
 	int			 api_key_file_line;	/* [api] key_file or its alias */
+	bool			 api_key_file_alias;	/* set as [reconciler] api_key_file */
 	int			 hook_line;
 	long			 tolerance;
 

@@ -133,7 +133,8 @@ configure(struct daemon *d)
 		config_problem(err, sizeof(err), &n, NULL, NULL, one);
 	if (!(bad & CONFIG_BAD_API_KEY_FILE) && secrets_api_key(d->cfg.api_key_file,
 	    &d->api_key, &src, one, sizeof(one)) == -1)
-		config_problem(err, sizeof(err), &n, "[api] key_file", NULL, one);
+		config_problem(err, sizeof(err), &n, d->cfg.api_key_file_alias ?
+		    "[reconciler] api_key_file" : "[api] key_file", NULL, one);
 	if (vinr_api_check_base(d->cfg.api_base, one, sizeof(one)) == -1)
 		config_problem(err, sizeof(err), &n, "[api] base", NULL, one);
 	if (n > 0)
