@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 
 #define MAX_BODY_LIMIT		(64 * 1024 * 1024)
 #define TEN_YEARS		(10LL * 365 * 86400)
@@ -175,20 +176,6 @@ static int	 parse_url(const char *, char **, char *, size_t);
 static int	 parse_mode(const char *, mode_t *, char *, size_t);
 static int	 parse_rate(const char *, double *, char *, size_t);
 static int	 set_string(char **, const char *);
-static void	 seterr(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * config_defaults() cannot report failure, and a NULL where a default belongs
@@ -605,7 +592,7 @@ key_unset(struct config *c, const struct key *k, char *why, size_t whylen)
 	case K_LISTEN:
 	case K_HTTP_PATH:
 	case K_URL:
-		seterr(why, whylen, "must not be empty");
+		util_seterr(why, whylen, "must not be empty");
 		return -1;
 	default:
 		break;
@@ -696,7 +683,7 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 		else if (strcasecmp(v, "standard") == 0)
 			*FIELD(c, k->off, enum sig_scheme) = SIG_SCHEME_STANDARD;
 		else {
-			seterr(why, whylen, "not vinr or standard");
+			util_seterr(why, whylen, "not vinr or standard");
 			return -1;
 		}
 		return 0;
@@ -706,7 +693,7 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 		else if (strcasecmp(v, "normal") == 0)
 			*FIELD(c, k->off, int) = 1;
 		else {
-			seterr(why, whylen, "not full or normal");
+			util_seterr(why, whylen, "not full or normal");
 			return -1;
 		}
 		return 0;
@@ -719,7 +706,7 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 		    strcmp(v, "0") == 0)
 			*FIELD(c, k->off, bool) = false;
 		else {
-			seterr(why, whylen, "not a boolean "
+			util_seterr(why, whylen, "not a boolean "
 			    "(true, false, yes, no, on, off, 1, 0)");
 			return -1;
 		}
@@ -731,7 +718,7 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 		else if (strcasecmp(v, "all") == 0)
 			*FIELD(c, k->off, enum forward_events) = FORWARD_ALL;
 		else {
-			seterr(why, whylen, "not outcomes or all");
+			util_seterr(why, whylen, "not outcomes or all");
 			return -1;
 		}
 		return 0;
@@ -740,10 +727,10 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 	case K_RATE:
 		return parse_rate(v, FIELD(c, k->off, double), why, whylen);
 	}
-	seterr(why, whylen, "internal error: unknown kind");
+	util_seterr(why, whylen, "internal error: unknown kind");
 	return -1;
 oom:
-	seterr(why, whylen, "out of memory");
+	util_seterr(why, whylen, "out of memory");
 	return -1;
 }
 
@@ -759,19 +746,19 @@ parse_integer(const char *v, long long min, long long max, long long *out,
 	char		*end;
 
 	if (!isdigit((unsigned char)*v)) {
-		seterr(why, whylen, min >= 1 ? "not a positive integer" :
+		util_seterr(why, whylen, min >= 1 ? "not a positive integer" :
 		    "not a non-negative integer");
 		return -1;
 	}
 	errno = 0;
 	n = strtoll(v, &end, 10);
 	if (*end != '\0') {
-		seterr(why, whylen, min >= 1 ? "not a positive integer" :
+		util_seterr(why, whylen, min >= 1 ? "not a positive integer" :
 		    "not a non-negative integer");
 		return -1;
 	}
 	if (errno == ERANGE || n < min || n > max) {
-		seterr(why, whylen, "out of range (%lld to %lld)", min, max);
+		util_seterr(why, whylen, "out of range (%lld to %lld)", min, max);
 		return -1;
 	}
 	*out = n;
@@ -793,16 +780,16 @@ parse_listen(struct config *c, const char *v, char *why, size_t whylen)
 		const char *close = strchr(v, ']');
 
 		if (close == NULL) {
-			seterr(why, whylen, "missing ']' after an IPv6 address");
+			util_seterr(why, whylen, "missing ']' after an IPv6 address");
 			return -1;
 		}
 		if (close[1] != ':') {
-			seterr(why, whylen, "expected [address]:port");
+			util_seterr(why, whylen, "expected [address]:port");
 			return -1;
 		}
 		hostlen = (size_t)(close - v - 1);
 		if (hostlen == 0 || hostlen >= sizeof(addr)) {
-			seterr(why, whylen, "not an IPv6 address in brackets");
+			util_seterr(why, whylen, "not an IPv6 address in brackets");
 			return -1;
 		}
 		memcpy(addr, v + 1, hostlen);
@@ -810,35 +797,35 @@ parse_listen(struct config *c, const char *v, char *why, size_t whylen)
 		/* A zone ("%eth0") is allowed after the address. */
 		if ((pct = strchr(addr, '%')) != NULL) {
 			if (pct[1] == '\0') {
-				seterr(why, whylen, "empty IPv6 zone");
+				util_seterr(why, whylen, "empty IPv6 zone");
 				return -1;
 			}
 			*pct = '\0';
 		}
 		if (inet_pton(AF_INET6, addr, buf) != 1) {
-			seterr(why, whylen, "not an IPv6 address in brackets");
+			util_seterr(why, whylen, "not an IPv6 address in brackets");
 			return -1;
 		}
 		portstr = close + 2;
 		host = strndup(v + 1, hostlen);
 	} else {
 		if ((colon = strrchr(v, ':')) == NULL) {
-			seterr(why, whylen, "expected host:port or [v6]:port");
+			util_seterr(why, whylen, "expected host:port or [v6]:port");
 			return -1;
 		}
 		hostlen = (size_t)(colon - v);
 		if (hostlen == 0) {
-			seterr(why, whylen, "empty host "
+			util_seterr(why, whylen, "empty host "
 			    "(use 0.0.0.0 or [::] for every address)");
 			return -1;
 		}
 		if (memchr(v, ':', hostlen) != NULL) {
-			seterr(why, whylen, "an IPv6 address must be written "
+			util_seterr(why, whylen, "an IPv6 address must be written "
 			    "in brackets: [v6]:port");
 			return -1;
 		}
 		if (strcspn(v, " \t[]") < hostlen) {
-			seterr(why, whylen, "not a host name or address");
+			util_seterr(why, whylen, "not a host name or address");
 			return -1;
 		}
 		portstr = colon + 1;
@@ -848,14 +835,14 @@ parse_listen(struct config *c, const char *v, char *why, size_t whylen)
 		goto oom;
 	if (!isdigit((unsigned char)*portstr) ||
 	    strspn(portstr, "0123456789") != strlen(portstr)) {
-		seterr(why, whylen, "port is not a number");
+		util_seterr(why, whylen, "port is not a number");
 		free(host);
 		return -1;
 	}
 	errno = 0;
 	port = strtoll(portstr, NULL, 10);
 	if (errno == ERANGE || port < 1 || port > 65535) {
-		seterr(why, whylen, "port out of range (1 to 65535)");
+		util_seterr(why, whylen, "port out of range (1 to 65535)");
 		free(host);
 		return -1;
 	}
@@ -870,7 +857,7 @@ parse_listen(struct config *c, const char *v, char *why, size_t whylen)
 	c->listen_port = (unsigned short)port;
 	return 0;
 oom:
-	seterr(why, whylen, "out of memory");
+	util_seterr(why, whylen, "out of memory");
 	return -1;
 }
 
@@ -884,18 +871,18 @@ parse_http_path(const char *v, char *why, size_t whylen)
 	const unsigned char	*s;
 
 	if (*v != '/') {
-		seterr(why, whylen, "must start with '/'");
+		util_seterr(why, whylen, "must start with '/'");
 		return -1;
 	}
 	for (s = (const unsigned char *)v; *s != '\0'; s++) {
 		if (*s <= 0x20 || *s >= 0x7f || *s == '?' || *s == '#') {
-			seterr(why, whylen, "must not contain spaces, control "
+			util_seterr(why, whylen, "must not contain spaces, control "
 			    "characters, '?' or '#'");
 			return -1;
 		}
 	}
 	if (strcmp(v, "/healthz") == 0 || strcmp(v, "/metrics") == 0) {
-		seterr(why, whylen, "is reserved for the daemon itself");
+		util_seterr(why, whylen, "is reserved for the daemon itself");
 		return -1;
 	}
 	return 0;
@@ -917,22 +904,22 @@ parse_url(const char *v, char **out, char *why, size_t whylen)
 	else if (strncasecmp(v, "http://", 7) == 0)
 		skip = 7;
 	else {
-		seterr(why, whylen, "must start with http:// or https://");
+		util_seterr(why, whylen, "must start with http:// or https://");
 		return -1;
 	}
 	if (v[skip] == '\0' || v[skip] == '/') {
-		seterr(why, whylen, "no host after the scheme");
+		util_seterr(why, whylen, "no host after the scheme");
 		return -1;
 	}
 	for (s = (const unsigned char *)v; *s != '\0'; s++) {
 		if (*s <= 0x20 || *s >= 0x7f) {
-			seterr(why, whylen, "must not contain spaces or "
+			util_seterr(why, whylen, "must not contain spaces or "
 			    "control characters");
 			return -1;
 		}
 	}
 	if ((url = strdup(v)) == NULL) {
-		seterr(why, whylen, "out of memory");
+		util_seterr(why, whylen, "out of memory");
 		return -1;
 	}
 	for (len = 0; len < skip; len++)
@@ -952,13 +939,13 @@ parse_mode(const char *v, mode_t *out, char *why, size_t whylen)
 	const char	*s;
 
 	if (*v == '\0' || strspn(v, "01234567") != strlen(v)) {
-		seterr(why, whylen, "not an octal file mode (like 0660)");
+		util_seterr(why, whylen, "not an octal file mode (like 0660)");
 		return -1;
 	}
 	for (s = v; *s != '\0'; s++) {
 		m = m * 8 + (unsigned long)(*s - '0');
 		if (m > 0777) {
-			seterr(why, whylen, "out of range (at most 0777)");
+			util_seterr(why, whylen, "out of range (at most 0777)");
 			return -1;
 		}
 	}
@@ -976,18 +963,18 @@ parse_rate(const char *v, double *out, char *why, size_t whylen)
 	/* No sign, no spaces, no hex, no "inf" or "nan". */
 	if ((!isdigit((unsigned char)*v) && *v != '.') ||
 	    strspn(v, "0123456789.eE+-") != strlen(v)) {
-		seterr(why, whylen, "not a positive number");
+		util_seterr(why, whylen, "not a positive number");
 		return -1;
 	}
 	errno = 0;
 	d = strtod(v, &end);
 	if (end == v || *end != '\0') {
-		seterr(why, whylen, "not a positive number");
+		util_seterr(why, whylen, "not a positive number");
 		return -1;
 	}
 	if (errno == ERANGE || !isfinite(d) || !(d > 0) ||
 	    d > MAX_RPS_LIMIT) {
-		seterr(why, whylen, "out of range (more than 0, at most %g)",
+		util_seterr(why, whylen, "out of range (more than 0, at most %g)",
 		    MAX_RPS_LIMIT);
 		return -1;
 	}
@@ -1008,32 +995,32 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	memset(&p, 0, sizeof(p));
 	p.path = path;
 	if (config_copy(&n, c) == -1) {
-		seterr(err, errlen, "%s: out of memory", path);
+		util_seterr(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
 	p.c = &n;
 	if ((p.fp = fopen(path, "re")) == NULL) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		util_seterr(err, errlen, "%s: %s", path, strerror(errno));
 		goto done;
 	}
 
 	ret = ini_parse_stream(parse_reader, &p, parse_handler, &p);
 
 	if (p.errline != 0 && (ret <= 0 || ret >= p.errline))
-		seterr(err, errlen, "%s", p.all);
+		util_seterr(err, errlen, "%s", p.all);
 	else if (ret > 0)
-		seterr(err, errlen, "%s:%d: syntax error: expected [section] "
+		util_seterr(err, errlen, "%s:%d: syntax error: expected [section] "
 		    "or key = value", path, ret);
 	else if (ret == -2)
-		seterr(err, errlen, "%s: out of memory", path);
+		util_seterr(err, errlen, "%s: out of memory", path);
 	else if (ret < 0)
-		seterr(err, errlen, "%s: cannot parse (inih error %d)", path,
+		util_seterr(err, errlen, "%s: cannot parse (inih error %d)", path,
 		    ret);
 	else if (p.read_errno != 0)
-		seterr(err, errlen, "%s: %s", path, strerror(p.read_errno));
+		util_seterr(err, errlen, "%s: %s", path, strerror(p.read_errno));
 	else {
 		if (set_string(&n.file, path) == -1) {
-			seterr(err, errlen, "%s: out of memory", path);
+			util_seterr(err, errlen, "%s: out of memory", path);
 			goto done;
 		}
 		/* For the secrets' errors, which come later (secrets.c). */

@@ -17,23 +17,10 @@
 #include <unistd.h>
 
 #include "secrets.h"
+#include "util.h"
 
 #define SECRETS_MAX_SIZE	(1024 * 1024)
 
-static void	 seterr(char *, size_t, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Drops surrounding whitespace (CR included) from the span s, *len. */
 static void
@@ -84,15 +71,15 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
 		if (missing_ok && (errno == ENOENT || errno == ENOTDIR))
 			return 1;
-		seterr(err, errlen, "%s", strerror(errno));
+		util_seterr(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1) {
-		seterr(err, errlen, "%s", strerror(errno));
+		util_seterr(err, errlen, "%s", strerror(errno));
 		goto done;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s", strerror(EISDIR));
+		util_seterr(err, errlen, "%s", strerror(EISDIR));
 		goto done;
 	}
 	cap = S_ISREG(st.st_mode) && st.st_size > 0 &&
@@ -103,7 +90,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 		if (len == cap) {
 			/* Grow by hand: realloc would leave a copy behind. */
 			if (cap >= SECRETS_MAX_SIZE) {
-				seterr(err, errlen, "larger than %d bytes",
+				util_seterr(err, errlen, "larger than %d bytes",
 				    SECRETS_MAX_SIZE);
 				goto done;
 			}
@@ -119,7 +106,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;
-			seterr(err, errlen, "%s", strerror(errno));
+			util_seterr(err, errlen, "%s", strerror(errno));
 			goto done;
 		}
 		if (r == 0)
@@ -127,7 +114,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 		len += (size_t)r;
 	}
 	if (memchr(buf, '\0', len) != NULL) {
-		seterr(err, errlen, "contains a NUL byte");
+		util_seterr(err, errlen, "contains a NUL byte");
 		goto done;
 	}
 
@@ -146,7 +133,7 @@ secrets_read(struct secrets *s, const char *path, int missing_ok, char *err,
 	rc = 0;
 	goto done;
 oom:
-	seterr(err, errlen, "out of memory");
+	util_seterr(err, errlen, "out of memory");
 done:
 	if (buf != NULL) {
 		explicit_bzero(buf, cap);
@@ -180,13 +167,13 @@ secrets_load(struct secrets *out, const char *file, const char *credname,
 	if (credname != NULL && (dir = getenv("CREDENTIALS_DIRECTORY")) != NULL &&
 	    *dir != '\0') {
 		if (asprintf(&path, "%s/%s", dir, credname) == -1) {
-			seterr(err, errlen, "out of memory");
+			util_seterr(err, errlen, "out of memory");
 			goto fail;
 		}
 		r = secrets_read(&s, path, 1, why, sizeof(why));
 		free(path);
 		if (r == -1) {
-			seterr(err, errlen, "credential %s: %s", credname, why);
+			util_seterr(err, errlen, "credential %s: %s", credname, why);
 			src = "credential";
 			goto fail;
 		}
@@ -201,7 +188,7 @@ secrets_load(struct secrets *out, const char *file, const char *credname,
 		if (len > 0) {
 			src = "environment";
 			if (secrets_add(&s, env, len) == -1) {
-				seterr(err, errlen, "$%s: out of memory",
+				util_seterr(err, errlen, "$%s: out of memory",
 				    envname);
 				goto fail;
 			}
@@ -252,12 +239,12 @@ webhook_load(struct secrets *out, const struct config *c, const char *key,
 	if (secrets_load(out, file, cred, env, src, why, sizeof(why)) == 0)
 		return 0;
 	if (file != NULL && line > 0)
-		seterr(err, errlen, "%s:%d: [webhook] %s: %s",
+		util_seterr(err, errlen, "%s:%d: [webhook] %s: %s",
 		    c->file != NULL ? c->file : "(config)", line, key, why);
 	else if (file != NULL)
-		seterr(err, errlen, "[webhook] %s: %s", key, why);
+		util_seterr(err, errlen, "[webhook] %s: %s", key, why);
 	else
-		seterr(err, errlen, "%s", why);
+		util_seterr(err, errlen, "%s", why);
 	return -1;
 }
 
@@ -277,7 +264,7 @@ webhook_add(struct sig_key **k, size_t *nk, const struct secrets *sec,
 	if (sec->n == 0)
 		return 0;
 	if ((nkeys = reallocarray(*k, *nk + sec->n, sizeof(**k))) == NULL) {
-		seterr(err, errlen, "out of memory");
+		util_seterr(err, errlen, "out of memory");
 		return -1;
 	}
 	*k = nkeys;
@@ -285,20 +272,20 @@ webhook_add(struct sig_key **k, size_t *nk, const struct secrets *sec,
 		r = pub ? sig_key_from_public(sec->v[i], &nkeys[*nk]) :
 		    sig_key_from_secret(scheme, sec->v[i], &nkeys[*nk]);
 		if (r == -2) {
-			seterr(err, errlen, "webhook public key %zu (from %s) is a "
+			util_seterr(err, errlen, "webhook public key %zu (from %s) is a "
 			    "private key (whsk_): trust the sender's public key "
 			    "(whpk_) and keep the private key with the sender",
 			    i + 1, src);
 			return -1;
 		}
 		if (r != 0 && pub) {
-			seterr(err, errlen, "webhook public key %zu (from %s) is not "
+			util_seterr(err, errlen, "webhook public key %zu (from %s) is not "
 			    "valid: expected whpk_ + base64 of a 32-byte Ed25519 key",
 			    i + 1, src);
 			return -1;
 		}
 		if (r != 0) {
-			seterr(err, errlen, "webhook secret %zu (from %s) is not valid "
+			util_seterr(err, errlen, "webhook secret %zu (from %s) is not valid "
 			    "for scheme standard: expected whsec_ + base64", i + 1, src);
 			return -1;
 		}
@@ -320,7 +307,7 @@ secrets_webhook_keys(const struct config *c, struct sig_key **keys,
 	*keys = NULL;
 	*nkeys = 0;
 	if (!std && c->public_key_file != NULL) {
-		seterr(err, errlen, "%s:%d: [webhook] public_key_file: only with "
+		util_seterr(err, errlen, "%s:%d: [webhook] public_key_file: only with "
 		    "scheme = standard (v1a signatures)", c->file != NULL ? c->file :
 		    "(config)", c->public_key_file_line);
 		return -1;
@@ -333,7 +320,7 @@ secrets_webhook_keys(const struct config *c, struct sig_key **keys,
 	    "VINR_WEBHOOK_PUBLIC_KEY", &psrc, err, errlen) == -1))
 		goto fail;
 	if (sec.n == 0 && pub.n == 0) {
-		seterr(err, errlen, std ? "no webhook secret nor public key: set "
+		util_seterr(err, errlen, std ? "no webhook secret nor public key: set "
 		    "[webhook] secret_file or public_key_file, the webhook-secret or "
 		    "webhook-public-key credential, or VINR_WEBHOOK_SECRET or "
 		    "VINR_WEBHOOK_PUBLIC_KEY" : "no webhook secret: set [webhook] "

@@ -1,3 +1,4 @@
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
@@ -101,4 +102,16 @@ util_utf8_valid(const char *str, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+void
+util_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -26,4 +26,11 @@ int	util_cond_init(void *cond);	/* pthread_cond_t *, CLOCK_MONOTONIC */
  * surrogates, nothing past U+10FFFF). */
 bool	util_utf8_valid(const char *s, size_t len);
 
+/*
+ * Formats a message into err (at most errlen bytes, NUL-terminated) for the
+ * "-1 with a message in err" convention.  err NULL or errlen 0: nothing.
+ */
+void	util_seterr(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
 #endif
