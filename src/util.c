@@ -1,3 +1,7 @@
+/*
+ * util.c - small helpers shared by every module: clocks, RFC 3339 time,
+ * condition variables on the monotonic clock, UTF-8 checks, error strings.
+ */
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
