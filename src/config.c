@@ -387,6 +387,14 @@ find_char_or_comment(const char *s, const char *chars)
 	return s;
 }
 
+/* What parse_reader() hands inih for a refused line: a comment. */
+static char *
+skip_line(char *str)
+{
+	memcpy(str, ";\n", 3);
+	return str;
+}
+
 /*
  * The ini_reader: one line per call, so that inih's line count and ours
  * agree.  See the comment at the top of the file.
@@ -409,10 +417,14 @@ parse_reader(char *str, int num, void *stream)
 		return NULL;
 	}
 	p->lineno++;
+	/*
+	 * A line we refuse is reported and handed to inih as a comment, so
+	 * that the lines after it are still read and every problem of the
+	 * file is reported at once (SPEC §6), with line numbers in step.
+	 */
 	if (memchr(p->line, '\0', (size_t)n) != NULL) {
 		parse_error(p, "line contains a NUL byte");
-		p->stop = true;
-		return NULL;
+		return skip_line(str);
 	}
 	s = p->line;
 	while (isspace((unsigned char)*s))
@@ -421,8 +433,7 @@ parse_reader(char *str, int num, void *stream)
 	if (len > (size_t)num - 1) {
 		parse_error(p, "line too long (the limit is %d characters)",
 		    num - 2);
-		p->stop = true;
-		return NULL;
+		return skip_line(str);
 	}
 
 	/*
@@ -442,16 +453,18 @@ parse_reader(char *str, int num, void *stream)
 	else if (*name == '[') {
 		name++;
 		end = find_char_or_comment(name, "]");
-		if (*end == ']' && !section_known(name, (size_t)(end - name))) {
+		if (*end != ']') {
+			parse_error(p, "syntax error: a [section] without its ]");
+			return skip_line(str);
+		}
+		/* Passed on: its keys are then skipped quietly (parse_handler). */
+		if (!section_known(name, (size_t)(end - name))) {
 			name_fmt(q, sizeof(q), name, (size_t)(end - name));
 			parse_error(p, "unknown section [%s]", q);
-			p->stop = true;
-			return NULL;
 		}
 	} else if (*find_char_or_comment(name, "=:") != '=') {
 		parse_error(p, "syntax error: expected [section] or key = value");
-		p->stop = true;
-		return NULL;
+		return skip_line(str);
 	}
 	memcpy(str, s, len + 1);
 	return str;
@@ -543,12 +556,11 @@ parse_handler(void *user, const char *section, const char *name,
 	a = alias_find(section, name);
 	if ((k = a != NULL ? key_find(a->to_section, a->to_name) :
 	    key_find(section, name)) == NULL) {
+		/* An unknown section was reported at its header already. */
+		if (!section_known(section, strlen(section)))
+			return 1;
 		name_fmt(q, sizeof(q), name, strlen(name));
-		if (!section_known(section, strlen(section))) {
-			name_fmt(q, sizeof(q), section, strlen(section));
-			parse_error(p, "unknown section [%s]", q);
-		} else
-			parse_error(p, "[%s] %s: unknown key", section, q);
+		parse_error(p, "[%s] %s: unknown key", section, q);
 		return 1;
 	}
 	if (!key_seen(p, k, a))

@@ -760,7 +760,8 @@ test_syntax_errors(void **state)
 
 	assert_int_equal(load_str(&c, "# x\n[http\nlisten = 127.0.0.1:1\n",
 	    err, sizeof(err)), -1);
-	assert_err(err, ":2: syntax error: expected [section] or key = value");
+	assert_contains(err, ":2: syntax error: a [section] without its ]\n");
+	assert_contains(err, ":3: listen: key outside any [section]");
 
 	/* No continuation lines: an indented line is just a line. */
 	assert_int_equal(load_str(&c, "[forward]\nhook = /bin/a\n"
@@ -772,10 +773,15 @@ test_syntax_errors(void **state)
 	    err, sizeof(err)), -1);
 	assert_err(err, ":2: syntax error: expected [section] or key = value");
 
-	/* A line that cannot be read ends the parse; bad values do not. */
-	assert_int_equal(load_str(&c, "[http]\njunk\nmax_body = x\n",
-	    err, sizeof(err)), -1);
-	assert_err(err, ":2: syntax error: expected [section] or key = value");
+	/* Neither a line that cannot be read nor a bad value ends the parse:
+	 * every problem is reported (SPEC §6). */
+	assert_int_equal(load_str(&c, "[http]\njunk\nmax_body = x\n[nope]\na = 1\n"
+	    "[http]\nmax_connections = 0\n", err, sizeof(err)), -1);
+	assert_contains(err, ":2: syntax error: expected [section] or key = value\n");
+	assert_contains(err, ":3: [http] max_body: not a positive integer\n");
+	assert_contains(err, ":4: unknown section [nope]\n");
+	assert_null(strstr(err, ":5:"));	/* its keys: said once, at the header */
+	assert_contains(err, ":7: [http] max_connections:");
 	assert_int_equal(load_str(&c, "[http]\nmax_body = x\njunk\n",
 	    err, sizeof(err)), -1);
 	assert_contains(err, ":2: [http] max_body: not a positive integer\n");
