@@ -157,7 +157,7 @@ install: progs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql \
 	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples \
 	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/monitoring $(DESTDIR)$(COMPLETIONDIR) \
-	    $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(DOCDIR)/docs \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd $(DESTDIR)$(SYSCONFDIR)/logrotate.d
@@ -178,7 +178,8 @@ install: progs
 	install -m 0644 config/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/vinr-webhookd
 	install -m 0644 config/monitoring/* $(DESTDIR)$(PREFIX)/share/vinr-webhookd/monitoring/
 	install -m 0644 contrib/bash-completion/vinrctl $(DESTDIR)$(COMPLETIONDIR)/vinrctl
-	install -m 0644 README.md LICENSE docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	install -D -m 0644 systemd/vinr-webhookd.sysusers \
 	    $(DESTDIR)$(SYSUSERSDIR)/vinr-webhookd.conf
 	@[ -n "$(DESTDIR)" ] || echo "make install: run systemd-sysusers to create the" \

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The layout rules of DESIGN.md that a machine can check (make lint):
+# The layout rules of docs/design.md that a machine can check (make lint):
 # no file in src/ over 1,200 lines, main.c at most 400, no function over
 # 120 lines, and no two compiled files that need each other's symbols.
 # usage: scripts/check-layout.sh BUILD_DIR

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """pos-consumer.py SOCKET STATE [--no-ack] - an example [forward] socket consumer
-for vinr-webhookd (see docs-sinks.md).  Listens on SOCKET, reads outcome lines,
+for vinr-webhookd (see docs/sinks.md).  Listens on SOCKET, reads outcome lines,
 skips any seq it has already handled (the highest seq seen is kept in STATE),
 prints the new ones, and acks every line with "<seq>\\n" (socket_ack = true;
 give --no-ack with socket_ack = false: then write nothing back)."""
