@@ -167,6 +167,8 @@ install: progs
 	if [ -d config/examples ]; then install -m 0755 config/examples/* \
 	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples/; fi
 	install -m 0644 man/vinrctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if [ -x $(BUILD)/vinr-sim ]; then install -m 0644 man/vinr-sim.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/; fi
 	install -m 0644 man/vinr-webhookd.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 man/vinr-webhookd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' systemd/vinr-webhookd.service \

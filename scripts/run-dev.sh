@@ -26,7 +26,7 @@ trap cleanup EXIT INT TERM
 if [ -x "$BIN/vinr-sim" ]; then
 	"$BIN/vinr-sim" --listen 127.0.0.1:8788 \
 		--webhook-url http://127.0.0.1:8787/webhooks/vinr \
-		--webhook-secret "$(grep -v '^#' config/dev-webhook-secret | head -n 1)" \
+		--webhook-secret-file config/dev-webhook-secret \
 		2>>var/sim.log &
 	pids="$pids $!"
 fi

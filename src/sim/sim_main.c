@@ -8,6 +8,11 @@
  * SIGINT, which every thread keeps blocked.  It stops them in the reverse
  * order: held sync requests are released first, then the HTTP server,
  * the ticker, and the sender, which discards what it has not sent.
+ *
+ * Secrets (the webhook signing secrets, the one fixed API key) come from a
+ * file or the environment, never from the command line, where ps(1) and
+ * /proc/PID/cmdline would show them to every user (SPEC §7).  The files are
+ * read by secrets.c, under the daemon's rules for its secret files.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "secrets.h"
 #include "signature.h"
 #include "sim_hook.h"
 #include "sim_http.h"
@@ -46,11 +52,12 @@ usage(int code)
 	fprintf(f,
 	    "usage: vinr-sim [options]\n"
 	    "  --listen HOST:PORT       API address (default " DEFAULT_LISTEN ")\n"
-	    "  --api-key KEY            accept only this key (default: any sk_test_...)\n"
+	    "  --api-key-file FILE      accept only the key in FILE (default:\n"
+	    "                           $VINR_SIM_API_KEY, else any sk_test_...)\n"
 	    "  --webhook-url URL        where events are POSTed (default: not sent)\n"
 	    "  --scheme vinr|standard   signature scheme (default vinr)\n"
-	    "  --webhook-secret S       signing secret; repeat to sign with several\n"
-	    "                           (default: $VINR_WEBHOOK_SECRET, one per line)\n"
+	    "  --webhook-secret-file F  signing secrets, one per line; all sign\n"
+	    "                           (default: the one in $VINR_WEBHOOK_SECRET)\n"
 	    "  --signing-key-file F     also sign v1a (Ed25519) with the whsk_ keys in F\n"
 	    "                           (--scheme standard)\n"
 	    "  --drop-rate P            drop each event with probability P (0..1)\n"
@@ -114,7 +121,7 @@ enum {
 	OPT_LISTEN = 256, OPT_API_KEY, OPT_URL, OPT_SCHEME, OPT_SECRET, OPT_DROP, OPT_DUP,
 	OPT_REORDER, OPT_WINDOW, OPT_DELAY, OPT_SEED, OPT_RETRIES, OPT_HOOK_TIMEOUT,
 	OPT_TERMINAL, OPT_TIMEOUT_AFTER, OPT_SYNC_TIMEOUT, OPT_TOLERANCE, OPT_RETRIEVE_LIMIT,
-	OPT_SIGNING_KEY
+	OPT_SIGNING_KEY, OPT_SECRET_FILE, OPT_API_KEY_FILE
 };
 
 static const struct option longopts[] = {
@@ -122,6 +129,9 @@ static const struct option longopts[] = {
 	{ "api-key", required_argument, NULL, OPT_API_KEY },
 	{ "webhook-url", required_argument, NULL, OPT_URL },
 	{ "scheme", required_argument, NULL, OPT_SCHEME },
+	{ "webhook-secret-file", required_argument, NULL, OPT_SECRET_FILE },
+	{ "api-key-file", required_argument, NULL, OPT_API_KEY_FILE },
+	/* Refused, with what to use instead: see refuse_secret_flag(). */
 	{ "webhook-secret", required_argument, NULL, OPT_SECRET },
 	{ "signing-key-file", required_argument, NULL, OPT_SIGNING_KEY },
 	{ "drop-rate", required_argument, NULL, OPT_DROP },
@@ -147,13 +157,30 @@ struct opts {
 	struct sim_http_config	 hc;
 	struct sim_hook_config	 kc;
 	struct sim_pay_config	 pc;
-	const char		*secrets[MAX_SECRETS];
-	size_t			 nsecrets;
+	const char		*secret_file;	/* NULL: $VINR_WEBHOOK_SECRET */
+	const char		*api_key_file;	/* NULL: $VINR_SIM_API_KEY */
 	const char		*terminals[MAX_TERMINALS];
 	size_t			 nterminals;
 	int			 verbose;
 	int			 seeded;
 };
+
+/*
+ * The flags that used to take a secret on the command line.  The value is
+ * never repeated: it is the secret.
+ */
+static void __attribute__((noreturn))
+refuse_secret_flag(int ch)
+{
+	if (ch == OPT_SECRET)
+		bad_usage("--webhook-secret is refused: a secret on the command line is "
+		    "visible to every user (ps, /proc/PID/cmdline).  Put the secrets in a "
+		    "file, one per line, mode 0600, and use --webhook-secret-file FILE, "
+		    "or set $VINR_WEBHOOK_SECRET");
+	bad_usage("--api-key is refused: a key on the command line is visible to "
+	    "every user (ps, /proc/PID/cmdline).  Put the key in a file, mode 0600, "
+	    "and use --api-key-file FILE, or set $VINR_SIM_API_KEY");
+}
 
 /* The webhook options; exits on a bad value. */
 static bool
@@ -173,10 +200,8 @@ parse_hook_opt(struct opts *o, int ch, const char *arg)
 		else
 			bad_usage("--scheme %s: expected vinr or standard", arg);
 		return true;
-	case OPT_SECRET:
-		if (o->nsecrets == MAX_SECRETS)
-			bad_usage("--webhook-secret: at most %d", MAX_SECRETS);
-		o->secrets[o->nsecrets++] = arg;
+	case OPT_SECRET_FILE:
+		o->secret_file = arg;
 		return true;
 	case OPT_SIGNING_KEY:
 		o->kc.signing_key_file = arg;
@@ -220,11 +245,12 @@ parse_opt(struct opts *o, int ch, const char *arg)
 	case OPT_LISTEN:
 		o->hc.listen = arg;
 		break;
-	case OPT_API_KEY:
-		if (*arg == '\0')
-			bad_usage("--api-key: empty");
-		o->hc.api_key = arg;
+	case OPT_API_KEY_FILE:
+		o->api_key_file = arg;
 		break;
+	case OPT_SECRET:
+	case OPT_API_KEY:
+		refuse_secret_flag(ch);
 	case OPT_TERMINAL:
 		if (*arg == '\0' || strpbrk(arg, "/?# ") != NULL)
 			bad_usage("--terminal %s: not a terminal id", arg);
@@ -280,29 +306,50 @@ parse_args(struct opts *o, int argc, char *argv[])
 }
 
 /*
- * The signing keys: the flags, else $VINR_WEBHOOK_SECRET (one per line),
- * copied to *envcopy (the caller frees it).  Exits on an unusable secret.
+ * The secrets (each one a noun) of the flag what: from file if non-NULL,
+ * else the environment variable envname, into *out (the caller releases
+ * it).  Exits when a named file cannot be read or holds none; the message
+ * names the flag, never a secret.
+ */
+static void
+load_secrets(struct secrets *out, const char *what, const char *noun,
+    const char *file, const char *envname)
+{
+	char err[256];
+
+	if (secrets_load(out, file, NULL, envname, NULL, err, sizeof(err)) == -1)
+		bad_usage("%s: %s", what, err);
+	if (file != NULL && out->n == 0)
+		bad_usage("%s: the file holds no %s (blank and # lines are skipped)",
+		    what, noun);
+}
+
+/*
+ * The fixed API key (--api-key-file, else $VINR_SIM_API_KEY; none: any
+ * sk_test_... key) and the signing keys (--webhook-secret-file, else
+ * $VINR_WEBHOOK_SECRET) into o and keys.  Exits on an unusable secret.
  */
 static size_t
-load_keys(struct opts *o, struct sig_key *keys, char **envcopy)
+load_keys(struct opts *o, struct secrets *apikey, struct secrets *secrets,
+    struct sig_key *keys)
 {
 	size_t nkeys = 0;
 
-	if (o->nsecrets == 0 && getenv("VINR_WEBHOOK_SECRET") != NULL) {
-		char *line, *save = NULL;
-
-		if ((*envcopy = strdup(getenv("VINR_WEBHOOK_SECRET"))) == NULL)
-			bad_usage("out of memory");
-		for (line = strtok_r(*envcopy, "\r\n", &save); line != NULL &&
-		    o->nsecrets < MAX_SECRETS; line = strtok_r(NULL, "\r\n", &save))
-			if (*line != '\0' && *line != '#')
-				o->secrets[o->nsecrets++] = line;
-	}
-	if (o->kc.url != NULL && o->nsecrets == 0 && o->kc.signing_key_file == NULL)
-		bad_usage("--webhook-url needs a secret: --webhook-secret, "
+	load_secrets(apikey, "--api-key-file", "key", o->api_key_file, "VINR_SIM_API_KEY");
+	if (apikey->n > 1)
+		bad_usage("--api-key-file: %zu keys, the sim takes one", apikey->n);
+	if (apikey->n == 1)
+		o->hc.api_key = apikey->v[0];
+	load_secrets(secrets, "--webhook-secret-file", "secret", o->secret_file,
+	    "VINR_WEBHOOK_SECRET");
+	if (secrets->n > MAX_SECRETS)
+		bad_usage("--webhook-secret-file: %zu secrets, at most %d", secrets->n,
+		    MAX_SECRETS);
+	if (o->kc.url != NULL && secrets->n == 0 && o->kc.signing_key_file == NULL)
+		bad_usage("--webhook-url needs a secret: --webhook-secret-file, "
 		    "$VINR_WEBHOOK_SECRET or --signing-key-file");
-	for (size_t i = 0; i < o->nsecrets; i++) {
-		if (sig_key_from_secret(o->kc.scheme, o->secrets[i], &keys[nkeys]) == -1)
+	for (size_t i = 0; i < secrets->n; i++) {
+		if (sig_key_from_secret(o->kc.scheme, secrets->v[i], &keys[nkeys]) == -1)
 			bad_usage("webhook secret #%zu is not usable with --scheme %s%s", i + 1,
 			    o->kc.scheme == SIG_SCHEME_VINR ? "vinr" : "standard",
 			    o->kc.scheme == SIG_SCHEME_STANDARD ?
@@ -344,16 +391,17 @@ main(int argc, char *argv[])
 		.pc = { .timeout_after_ms = 60000 },
 	};
 	struct sig_key keys[MAX_SECRETS];
+	struct secrets apikey = { NULL, 0 }, secrets = { NULL, 0 };
 	size_t nkeys;
 	struct sim_hook *hook = NULL;
 	struct sim_pay *pay = NULL;
 	struct sim_http *http = NULL;
-	char err[512], *envcopy = NULL;
+	char err[512];
 	int sig, rc = EX_FAIL;
 	sigset_t set;
 
 	parse_args(&o, argc, argv);
-	nkeys = load_keys(&o, keys, &envcopy);
+	nkeys = load_keys(&o, &apikey, &secrets, keys);
 	log_init(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	/* Blocked before any thread starts, so only sigwait() below sees them. */
@@ -388,6 +436,7 @@ stop:
 out:
 	for (size_t i = 0; i < nkeys; i++)
 		sig_key_release(&keys[i]);
-	free(envcopy);
+	secrets_release(&secrets);
+	secrets_release(&apikey);
 	return rc;
 }

@@ -269,9 +269,9 @@ def daemon(make_daemon):
 def clean_env(extra=None):
     """os.environ without anything that would feed the daemon a secret."""
     env = dict(os.environ)
-    for k in ("VINR_WEBHOOK_SECRET", "VINR_API_KEY", "CREDENTIALS_DIRECTORY",
-              "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
-              "WATCHDOG_USEC", "WATCHDOG_PID"):
+    for k in ("VINR_WEBHOOK_SECRET", "VINR_API_KEY", "VINR_SIM_API_KEY",
+              "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS",
+              "LISTEN_PID", "WATCHDOG_USEC", "WATCHDOG_PID"):
         env.pop(k, None)
     env.update(extra or {})
     return env
@@ -392,12 +392,23 @@ Daemon.outcomes = _daemon_outcomes
 SIM_KEY = "sk_test_e2e_0123456789"
 
 
+def write_secret_file(path, values):
+    """Writes values one per line to path, mode 0600 from its creation."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(v + "\n" for v in values))
+    return path
+
+
 class Sim(Process):
     """One vinr-sim process on a free port.  With daemon=, its webhooks go
-    to that Daemon, signed with the daemon's scheme and default secret."""
+    to that Daemon, signed with the daemon's scheme and default secret.
+    The secrets go to files in the sim's directory (mode 0600), never on its
+    command line: secrets= to webhook-secret (--webhook-secret-file), api_key=
+    to api-key (--api-key-file)."""
 
     def __init__(self, workdir, daemon=None, webhook_url=None, scheme=None,
-                 secrets=None, args=(), env=None):
+                 secrets=None, args=(), env=None, api_key=None):
         self.dir = str(workdir)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
@@ -412,8 +423,15 @@ class Sim(Process):
         self.argv = [SIM, "--listen", "127.0.0.1:%d" % self.port, "--scheme", self.scheme]
         if webhook_url:
             self.argv += ["--webhook-url", webhook_url]
-        for s in secrets:
-            self.argv += ["--webhook-secret", s]
+        self.secret_file = self.api_key_file = None
+        if secrets:
+            self.secret_file = write_secret_file(
+                os.path.join(self.dir, "webhook-secret"), secrets)
+            self.argv += ["--webhook-secret-file", self.secret_file]
+        if api_key is not None:
+            self.api_key_file = write_secret_file(os.path.join(self.dir, "api-key"),
+                                                  [api_key])
+            self.argv += ["--api-key-file", self.api_key_file]
         self.argv += list(args)
         self.env = clean_env(env)
         self.proc = None

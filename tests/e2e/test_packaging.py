@@ -242,6 +242,9 @@ def test_deb_layout(debs, tmp_path):
 
     sim = extract(debs["vinr-sim"], tmp_path / "s")
     assert sorted(os.listdir(sim / "usr/bin")) == ["vinr-sim"]
+    # Its man page, in its own package only (lintian: no-manual-page).
+    assert (sim / "usr/share/man/man1/vinr-sim.1.gz").is_file()
+    assert not (root / "usr/share/man/man1/vinr-sim.1.gz").exists()
     assert (sim / "usr/share/doc/vinr-sim/copyright").is_file()
 
 

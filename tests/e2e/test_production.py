@@ -31,7 +31,7 @@ UNIT_DIR = os.path.join(ROOT, "systemd")
 SERVICE = os.path.join(UNIT_DIR, "vinr-webhookd.service")
 SOCKET_UNIT = os.path.join(UNIT_DIR, "vinr-webhookd.socket")
 MAN_DIR = os.path.join(ROOT, "man")
-MAN_PAGES = ["vinr-webhookd.8", "vinrctl.1", "vinr-webhookd.conf.5"]
+MAN_PAGES = ["vinr-webhookd.8", "vinrctl.1", "vinr-webhookd.conf.5", "vinr-sim.1"]
 NGINX = "/usr/sbin/nginx"
 
 
@@ -294,6 +294,29 @@ def test_service_unit_is_notify_with_watchdog_and_sockets_agree():
     # The socket listens where the example configuration does, on loopback.
     assert listen == [example_config()[("http", "listen")]]
     assert listen[0].startswith("127.0.0.1:")
+
+
+def test_service_runs_as_the_static_sysusers_user_without_dynamic_user():
+    """The unit's User=/Group= are the static user and group of sysusers.d
+    (POS apps join the group), not a DynamicUser= whose state would live in
+    /var/lib/private; what DynamicUser= implied is kept, set explicitly."""
+    svc = unit_entries(SERVICE)
+    get = lambda k: [v for s, key, v in svc if key == k]  # noqa: E731
+    assert get("DynamicUser") in ([], ["no"])
+    with open(os.path.join(ROOT, "systemd", "vinr-webhookd.sysusers")) as f:
+        users = [line.split() for line in f if line[:2] in ("u ", "g ")]
+    assert [u[1] for u in users if u[0] == "u"] == ["vinr-webhookd"]
+    home = [u for u in users if u[0] == "u"][0][-1]
+    assert get("User") == ["vinr-webhookd"] and get("Group") == ["vinr-webhookd"]
+    assert home == "/var/lib/" + get("StateDirectory")[0]
+    for key, want in (("ProtectSystem", "strict"), ("ProtectHome", "yes"),
+                      ("PrivateTmp", "yes"), ("RemoveIPC", "yes"),
+                      ("NoNewPrivileges", "yes"), ("RestrictSUIDSGID", "yes")):
+        assert get(key) == [want], key
+    with open(os.path.join(ROOT, "debian", "vinr-webhookd.sysusers")) as f:
+        deb = f.read()
+    with open(os.path.join(ROOT, "systemd", "vinr-webhookd.sysusers")) as f:
+        assert deb == f.read()
 
 
 def test_unit_reload_can_rotate_the_webhook_secret():

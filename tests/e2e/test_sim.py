@@ -1,13 +1,15 @@
 """vinr-sim end to end: its Cloud API, its test cards, and its signed
 webhooks arriving at a real vinr-webhookd (docs/vinr-sim.md describes the API;
 it follows VINR's Cloud API page, /work/shared/000_5a882a0308a04778.txt)."""
+import os
 import re
 import subprocess
 import time
 
 import pytest
 
-from conftest import SECRET, SIM, SIM_KEY, STD_SECRET, Daemon, clean_env
+from conftest import (SECRET, SIM, SIM_KEY, STD_SECRET, Daemon, clean_env,
+                      write_secret_file)
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # The Cloud API page's three example objects, key for key and in order.
@@ -590,7 +592,7 @@ def test_auth_and_validation(make_sim):
 
 
 def test_exact_api_key_and_extra_terminals(make_sim):
-    sim = make_sim(args=["--api-key", "sk_test_exact", "--terminal", "term_2"])
+    sim = make_sim(api_key="sk_test_exact", args=["--terminal", "term_2"])
     assert sim.create(key=SIM_KEY)[0] == 401
     st, first = sim.create(key="sk_test_exact", delay=5)
     assert st == 202
@@ -616,8 +618,8 @@ def test_sigterm_stops_cleanly_and_bad_usage_is_64(make_sim):
     assert "stopping" in sim.log()
     for args in (["--bogus"], ["--drop-rate", "2"], ["--scheme", "md5"], ["extra"],
                  ["--webhook-url", "http://127.0.0.1:1/x"], ["--listen", "nope"],
-                 ["--webhook-url", "ftp://x", "--webhook-secret", "s"],
-                 ["--scheme", "standard", "--webhook-secret", "whsec_%%%"],
+                 ["--webhook-url", "ftp://x", "--webhook-secret-file", sim.secret_file],
+                 ["--scheme", "standard", "--webhook-secret-file", sim.secret_file],
                  ["--capture-tolerance", "101"], ["--capture-tolerance", "x"],
                  ["--retrieve-limit", "5"], ["--retrieve-limit", "5/0"],
                  ["--retrieve-limit", "-1/1"], ["--retrieve-limit", "5/1x"]):
@@ -631,3 +633,86 @@ def test_sigterm_stops_cleanly_and_bad_usage_is_64(make_sim):
                        env=clean_env({"VINR_WEBHOOK_SECRET": SECRET}), capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 64 and "--listen" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# Secrets reach the sim from a file or the environment, never its command
+# line (SPEC §7).
+
+def test_old_secret_flags_are_refused_and_say_what_to_use(tmp_path):
+    for args, use in ((["--webhook-secret", "whsec_cmdline_0123"], "--webhook-secret-file"),
+                      (["--webhook-secret=whsec_cmdline_0123"], "--webhook-secret-file"),
+                      (["--api-key", "sk_test_cmdline_0123"], "--api-key-file"),
+                      (["--api-key=sk_test_cmdline_0123"], "--api-key-file")):
+        r = subprocess.run([SIM, "--listen", "127.0.0.1:1", *args], env=clean_env(),
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 64, (args, r.stderr)
+        assert "refused" in r.stderr and use in r.stderr and "$VINR_" in r.stderr, r.stderr
+        assert "cmdline_0123" not in r.stderr, r.stderr
+
+
+def test_unusable_secret_files_exit_64_without_their_content(tmp_path):
+    empty = write_secret_file(str(tmp_path / "empty"), ["# only a comment", ""])
+    two = write_secret_file(str(tmp_path / "two"), ["sk_test_one_0123", "sk_test_two_0123"])
+    bad = write_secret_file(str(tmp_path / "bad"), ["whsec_%%%_0123"])
+    for args, want in ((["--webhook-secret-file", str(tmp_path / "missing")],
+                        "No such file"),
+                       (["--webhook-secret-file", empty], "holds no secret"),
+                       (["--api-key-file", empty], "holds no key"),
+                       (["--api-key-file", str(tmp_path)], "directory"),
+                       (["--api-key-file", two], "2 keys"),
+                       (["--scheme", "standard", "--webhook-secret-file", bad],
+                        "not usable")):
+        r = subprocess.run([SIM, *args], env=clean_env(), capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 64 and want in r.stderr, (args, r.stderr)
+        assert "_0123" not in r.stderr, r.stderr
+
+
+def test_api_key_from_the_environment_and_the_file_wins(make_sim):
+    sim = make_sim(env={"VINR_SIM_API_KEY": " sk_test_from_env \n"})
+    assert sim.create(key=SIM_KEY)[0] == 401
+    assert sim.create(key="sk_test_from_env")[0] == 202
+    assert "one fixed key" in sim.log()
+    both = make_sim(name="sim2", api_key="sk_test_from_file",
+                    env={"VINR_SIM_API_KEY": "sk_test_from_env"})
+    assert both.create(key="sk_test_from_env")[0] == 401
+    assert both.create(key="sk_test_from_file")[0] == 202
+
+
+def test_webhook_secret_from_the_environment(make_daemon, make_sim):
+    d = make_daemon()
+    sim = make_sim(daemon=d, secrets=[], env={"VINR_WEBHOOK_SECRET": SECRET})
+    assert "--webhook-secret-file" not in sim.argv
+    st, p = sim.create(responseMode="sync")
+    assert st == 200
+    evs = sim.wait_sent()
+    assert evs and all(e["delivery"] == "delivered" for e in evs), evs
+    wait_daemon_status(d, p["id"], "completed")
+
+
+def test_running_sim_never_shows_its_secrets(make_daemon, make_sim):
+    """ps and /proc/PID/cmdline of a running sim hold neither its webhook
+    secrets nor its API key; neither does its log."""
+    d = make_daemon()
+    rotated = "whsec_rotated_secret_never_on_argv_0123"
+    key = "sk_test_key_never_on_argv_0123"
+    sim = make_sim(daemon=d, secrets=[rotated, SECRET], api_key=key, args=["-v"])
+    assert sim.create(key=key, responseMode="sync")[0] == 200
+    assert oct(os.stat(sim.secret_file).st_mode & 0o777) == "0o600"
+    with open("/proc/%d/cmdline" % sim.proc.pid, "rb") as f:
+        cmdline = f.read().decode()
+    assert "--webhook-secret-file" in cmdline and "--api-key-file" in cmdline
+    ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(sim.proc.pid)],
+                        capture_output=True, text=True, timeout=10).stdout
+    assert "vinr-sim" in ps
+    sim.wait_sent()
+    for secret in (rotated, SECRET, key):
+        assert secret not in cmdline and secret not in ps
+        assert secret not in sim.log()
+    # The same with the environment as the source.
+    envsim = make_sim(name="sim2", daemon=d, secrets=[],
+                      env={"VINR_WEBHOOK_SECRET": SECRET, "VINR_SIM_API_KEY": key})
+    with open("/proc/%d/cmdline" % envsim.proc.pid, "rb") as f:
+        cmdline = f.read().decode()
+    assert SECRET not in cmdline and key not in cmdline
