@@ -71,6 +71,7 @@ struct control {
 	struct control_io *io;
 	bool		 stopped;
 	bool		 again;		/* control thread: a subscriber has more */
+	struct client	*subs;		/* the subscribers, through next_sub */
 };
 
 /* One connection: the data of its control_conn. */
@@ -80,6 +81,13 @@ struct client {
 	bool		 subscribed;
 	bool		 caught_up;	/* has been live once: may now lag */
 	int64_t		 sub_seq;	/* the last seq put in its output */
+	/*
+	 * Behind, and its last feed stopped at SUB_LOW buffered: once the
+	 * buffer is written below that, it must be fed again at once, not
+	 * after poll's whole second (control_event's CTL_SLEEP).
+	 */
+	bool		 more;
+	struct client	*next_sub;
 	/* The request line being handled (valid during its command only):
 	 * cJSON keeps numbers as doubles, integers are read from the text. */
 	const char	*line;
@@ -535,6 +543,8 @@ cmd_subscribe(struct control *ctl, struct client *cl, const cJSON *req)
 	if ((has = field_int(cl, req, "since", 0, INT64_MAX, &since)) == -1)
 		return;
 	cl->subscribed = true;
+	cl->next_sub = ctl->subs;
+	ctl->subs = cl;
 	cl->sub_seq = has ? since : last;
 	cl->caught_up = cl->sub_seq >= last;
 	control_conn_stream(cl->conn);
@@ -607,10 +617,14 @@ feed(struct control *ctl, struct client *cl)
 		send_lagging(cl);
 		return;
 	}
+	cl->more = false;
 	for (int round = 0; round < FEED_ROUNDS; round++) {
-		if (!feeding(cl) || cl->sub_seq >= last ||
-		    control_conn_unsent(cl->conn) >= SUB_LOW)
+		if (!feeding(cl) || cl->sub_seq >= last)
 			return;
+		if (control_conn_unsent(cl->conn) >= SUB_LOW) {
+			cl->more = true;
+			return;
+		}
 		n = store_reader_outcomes(ctl->reader, cl->sub_seq, PULL_BATCH,
 		    feed_line, cl);
 		if (n <= 0) {
@@ -625,6 +639,30 @@ feed(struct control *ctl, struct client *cl)
 	if (!control_conn_dead(cl->conn) && cl->sub_seq < last &&
 	    control_conn_unsent(cl->conn) < SUB_LOW)
 		ctl->again = true;	/* more for it after the others' turn */
+}
+
+/*
+ * After every connection's turn and its write: a subscriber left behind
+ * whose buffer went below SUB_LOW needs another turn now.  One whose buffer
+ * is still fuller waits for POLLOUT (the transport asks for it).
+ */
+static bool
+subs_hungry(const struct control *ctl)
+{
+	for (const struct client *cl = ctl->subs; cl != NULL; cl = cl->next_sub)
+		if (cl->more && feeding(cl) && control_conn_unsent(cl->conn) < SUB_LOW)
+			return true;
+	return false;
+}
+
+static void
+subs_remove(struct control *ctl, struct client *cl)
+{
+	for (struct client **p = &ctl->subs; *p != NULL; p = &(*p)->next_sub)
+		if (*p == cl) {
+			*p = cl->next_sub;
+			return;
+		}
 }
 
 /* ------------------------------------------------------------------ */
@@ -754,6 +792,8 @@ control_event(void *arg, const struct control_ev *ev)
 			feed(ctl, cl);
 		break;
 	case CTL_CLOSE:
+		if (cl->subscribed)
+			subs_remove(ctl, cl);
 		control_block_close(cl->rq);
 		free(cl);
 		break;
@@ -764,7 +804,8 @@ control_event(void *arg, const struct control_ev *ev)
 		control_block_turn(ctl->blk, ev->now);
 		break;
 	case CTL_SLEEP:
-		t = ctl->again ? 0 : control_block_sleep(ctl->blk, ev->now);
+		t = ctl->again || subs_hungry(ctl) ? 0 :
+		    control_block_sleep(ctl->blk, ev->now);
 		ctl->again = false;
 		return t;
 	}

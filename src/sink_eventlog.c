@@ -1,5 +1,11 @@
 /*
  * sink_eventlog.c - see sink_eventlog.h.
+ *
+ * deliver() only appends the line to a buffer; flush(), which the sink calls
+ * once per batch before it moves its cursor, writes the whole batch with one
+ * write(2) and syncs it with one fdatasync.  A line that is not yet written
+ * is not yet delivered as far as the cursor knows: a failed write means the
+ * batch is delivered again, never that a line is lost.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +19,14 @@
 #include "sink.h"
 #include "sink_eventlog.h"
 
+/* A batch that grows past this is written before the next line joins it. */
+#define EL_BUF_MAX	(1024 * 1024)
+
 struct eventlog {
 	char	*path;
 	int	 fd;
+	char	*buf;		/* whole lines not written yet */
+	size_t	 len, cap;
 };
 
 static int
@@ -25,33 +36,84 @@ el_open(struct eventlog *el)
 	return el->fd == -1 ? -1 : 0;
 }
 
+/* Cuts the last n bytes written (O_APPEND: the end of the file). */
+static int
+el_cut(struct eventlog *el, size_t n)
+{
+	struct stat st;
+
+	if (fstat(el->fd, &st) == -1 || (size_t)st.st_size < n)
+		return -1;
+	return ftruncate(el->fd, st.st_size - (off_t)n);
+}
+
 /*
- * A short write (disk full) would leave half a line: cut the file back to
- * where the line began, so that a reader never sees a torn line.
+ * Writes the buffered lines with one write(2) (more only if the kernel takes
+ * part of it).  A short write that cannot go on (disk full) would leave a
+ * torn line: the file is cut back to where the batch began, so that a reader
+ * never sees one, and the whole batch is delivered again later.  Returns 0,
+ * or -1 with the buffer dropped (the sink re-reads those lines).
  */
+static int
+el_write(struct eventlog *el)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	if (el->len == 0)
+		return 0;
+	if (el->fd == -1 && el_open(el) == -1) {
+		log_warn("eventlog: open %s", el->path);
+		goto fail;
+	}
+	while (done < el->len) {
+		n = write(el->fd, el->buf + done, el->len - done);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		log_warnx("eventlog: write %s: %s", el->path,
+		    n == -1 ? strerror(errno) : "short write");
+		if (done > 0 && el_cut(el, done) == -1)
+			log_warn("eventlog: cannot cut a partial line from %s", el->path);
+		goto fail;
+	}
+	el->len = 0;
+	return 0;
+fail:
+	el->len = 0;
+	return -1;
+}
+
+/* Appends the line to the batch: flush() writes it. */
 static enum sink_rc
 el_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
     char *err, size_t errlen)
 {
 	struct eventlog *el = sink_impl(s);
-	struct stat st;
-	ssize_t n;
+	size_t cap;
+	char *p;
 
 	(void)seq;
-	if (el->fd == -1 && el_open(el) == -1) {
-		snprintf(err, errlen, "open %s: %s", el->path, strerror(errno));
-		log_warnx("eventlog: %s", err);
+	if (el->len > 0 && el->len + len > EL_BUF_MAX && el_write(el) == -1) {
+		snprintf(err, errlen, "cannot write %s", el->path);
 		return SINK_DOWN;
 	}
-	n = write(el->fd, line, len);
-	if (n == (ssize_t)len)
-		return SINK_OK;
-	snprintf(err, errlen, "write %s: %s", el->path,
-	    n == -1 ? strerror(errno) : "short write");
-	log_warnx("eventlog: %s", err);
-	if (n > 0 && fstat(el->fd, &st) == 0 && ftruncate(el->fd, st.st_size - n) == -1)
-		log_warn("eventlog: cannot cut a partial line from %s", el->path);
-	return SINK_DOWN;
+	if (el->len + len > el->cap) {
+		for (cap = el->cap ? el->cap : 64 * 1024; cap < el->len + len; cap *= 2)
+			;
+		if ((p = realloc(el->buf, cap)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return SINK_DOWN;
+		}
+		el->buf = p;
+		el->cap = cap;
+	}
+	memcpy(el->buf + el->len, line, len);
+	el->len += len;
+	return SINK_OK;
 }
 
 static int
@@ -59,6 +121,8 @@ el_flush(struct sink *s)
 {
 	struct eventlog *el = sink_impl(s);
 
+	if (el_write(el) == -1)
+		return -1;
 	/* A pipe or a terminal cannot be synced (EINVAL): nothing to do. */
 	if (el->fd == -1 || (fdatasync(el->fd) == -1 && errno != EINVAL)) {
 		log_warn("eventlog: fdatasync %s", el->path);
@@ -89,6 +153,7 @@ el_close(struct sink *s)
 
 	if (el->fd != -1)
 		close(el->fd);
+	free(el->buf);
 	free(el->path);
 	free(el);
 }

@@ -1,14 +1,25 @@
 /*
  * sink_hook.c - see sink_hook.h.
  *
- * The hook runs on the sink's thread in three steps: spawn (fork, then in
- * the child only async-signal-safe calls before execve: the daemon has other
- * threads), pump, judge.  It gets its own process group, so that a timeout
- * can stop its children too.  The parent feeds stdin and drains stdout+stderr through one pipe with poll,
+ * The hook runs on the sink's thread in three steps: spawn, pump, judge.
+ *
+ * Spawn is vfork() then execve.  fork() would copy the daemon's page tables
+ * for every run (the hook sink ran at 1 % of the machine's spawn rate), and
+ * posix_spawn() cannot set PR_SET_PDEATHSIG, which SPEC §3 needs: the hook
+ * dies with the daemon.  An exec helper could set it, but would cost a second
+ * execve per run.  So the child of vfork() shares the daemon's memory until
+ * its execve and does only async-signal-safe system calls there: no malloc,
+ * no stdio, no lock; the daemon's signals are blocked in every thread, and
+ * the child resets every handler to its default before it unblocks any.
+ *
+ * It gets its own process group, so that a timeout can stop its children
+ * too.  The parent feeds stdin and drains stdout+stderr through one pipe,
  * keeping the first HOOK_OUTPUT_KEEP bytes for the log and throwing the rest
- * away: a hook that floods its output cannot block or bloat the daemon.
- * The hook dies with the daemon (PR_SET_PDEATHSIG), so a restarted daemon
- * never runs a seq while an old run of it is still going.
+ * away: a hook that floods its output cannot block or bloat the daemon.  It
+ * waits for the hook's exit with a pidfd in the same poll as the pipes: no
+ * sleep between the hook's exit and the next run.  The hook dies with the
+ * daemon (PR_SET_PDEATHSIG), so a restarted daemon never runs a seq while an
+ * old run of it is still going.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +44,8 @@
 
 #define HOOK_OUTPUT_KEEP	1024
 #define HOOK_KILL_GRACE_MS	5000	/* SIGTERM, then SIGKILL this much later */
+#define HOOK_POLL_MS		100	/* the longest poll: the stop flag is seen */
+#define HOOK_NOPIDFD_POLL_MS	2	/* no pidfd: how often to try waitpid */
 /*
  * SPEC §3: a variable's value may be cut.  The kernel refuses an execve
  * whose single string passes 128 KiB (E2BIG); a 200 KiB reference must not
@@ -177,6 +190,7 @@ keep_output(char *keep, size_t *kept, const char *buf, size_t n)
 /* One run of the hook: its process, our ends of its pipes, what it said. */
 struct run {
 	pid_t	 pid;
+	int	 pidfd;		/* readable once it exits; -1: none (old kernel) */
 	int	 in;		/* its stdin; -1 once all is written (or refused) */
 	int	 out;		/* its stdout and stderr; -1 at EOF */
 	size_t	 written;
@@ -190,95 +204,92 @@ struct run {
 };
 
 /*
- * In the child: stdin, stdout and stderr on the pipes, then execve.  If
- * execve fails, its errno goes up the status pipe (fd 3, close-on-exec: a
- * successful execve closes it, which the parent reads as "it runs").
+ * In the child of vfork(): its memory is the daemon's until execve, so only
+ * async-signal-safe calls, nothing allocated, nothing locked.  stdin, stdout
+ * and stderr on the pipes, then execve.  If execve fails, its errno goes to
+ * *exec_errno, which the parent reads once vfork() returns (it is suspended
+ * until then).
  */
 static void __attribute__((noreturn))
 hook_child(const struct hook *h, char **env, const int in[2], const int out[2],
-    int ex, pid_t parent)
+    pid_t parent, volatile int *exec_errno)
 {
 	char *argv[2] = { h->path, NULL };
 	sigset_t none;
-	int e;
 
 	/*
 	 * A hook never outlives the daemon, even one killed by SIGKILL: the
-	 * kernel kills it when the thread that forked it dies.  If the daemon
+	 * kernel kills it when the thread that started it dies.  If the daemon
 	 * died before this was set, nobody would: leave at once.
 	 */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 		_exit(127);
-	/* The daemon blocks its signals in every thread; undo that. */
+	/*
+	 * Handlers first: a signal let in while a handler of the daemon's was
+	 * still set would run it on the daemon's memory.  Then undo the mask
+	 * the daemon sets in every thread.
+	 */
+	reset_signals();
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	reset_signals();
 	setpgid(0, 0);
-	if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1 ||
-	    dup2(ex, 3) == -1 || fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+	if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1 || dup2(out[1], 2) == -1)
 		_exit(127);
 	/* Nothing of the daemon's (database, sockets) leaks into it. */
-	close_range(4, ~0U, 0);
+	close_range(3, ~0U, 0);
 	execve(h->path, argv, env);
-	e = errno;
-	(void)!write(3, &e, sizeof(e));
+	*exec_errno = errno;
 	_exit(127);
 }
 
-/* The parent's side of the status pipe: did execve work?  Blocks only
- * until the child has called execve. */
 static void
-exec_status(struct run *run, int ex)
+close_fd(int *fd)
 {
-	ssize_t n;
-	int e = 0;
-
-	do
-		n = read(ex, &e, sizeof(e));
-	while (n == -1 && errno == EINTR);
-	run->exec_errno = n == (ssize_t)sizeof(e) ? e : 0;
+	if (*fd != -1) {
+		close(*fd);
+		*fd = -1;
+	}
 }
 
 /*
  * Step 1: starts the hook with env, its stdin and output on non-blocking
- * pipes.  Returns 0, or -1 with a message in err (nothing left open).
+ * pipes, and a pidfd to wait for it.  Returns 0 (with run->exec_errno set
+ * when execve failed: the child is gone or going), or -1 with a message in
+ * err (nothing left open).
  */
 static int
 hook_spawn(const struct hook *h, char **env, struct run *run, char *err, size_t errlen)
 {
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, ex[2] = { -1, -1 };
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	volatile int exec_errno = 0;
 	pid_t parent = getpid();
 
-	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
-	    pipe2(ex, O_CLOEXEC) == -1) {
+	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto fail;
 	}
-	if ((run->pid = fork()) == -1) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
+	if ((run->pid = vfork()) == -1) {
+		snprintf(err, errlen, "vfork: %s", strerror(errno));
 		goto fail;
 	}
 	if (run->pid == 0)
-		hook_child(h, env, in, out, ex[1], parent);
+		hook_child(h, env, in, out, parent, &exec_errno);
+	/* Here the child has called execve, or exited. */
+	run->exec_errno = exec_errno;
 	close(in[0]);
 	close(out[1]);
-	close(ex[1]);
-	exec_status(run, ex[0]);
-	close(ex[0]);
 	run->in = in[1];
 	run->out = out[0];
 	fcntl(run->in, F_SETFL, O_NONBLOCK);
 	fcntl(run->out, F_SETFL, O_NONBLOCK);
+	/* Without one (a kernel before 5.3) the pump polls every few ms. */
+	run->pidfd = (int)syscall(SYS_pidfd_open, run->pid, 0);
 	run->deadline = util_mono_ms() + h->timeout_ms;
 	return 0;
 fail:
 	for (int i = 0; i < 2; i++) {
-		if (in[i] != -1)
-			close(in[i]);
-		if (out[i] != -1)
-			close(out[i]);
-		if (ex[i] != -1)
-			close(ex[i]);
+		close_fd(&in[i]);
+		close_fd(&out[i]);
 	}
 	return -1;
 }
@@ -298,15 +309,6 @@ hook_signal(struct sink *s, struct run *run)
 	if (run->termed && !run->killed && now >= run->kill_at) {
 		kill(-run->pid, SIGKILL);
 		run->killed = true;
-	}
-}
-
-static void
-close_fd(int *fd)
-{
-	if (*fd != -1) {
-		close(*fd);
-		*fd = -1;
 	}
 }
 
@@ -338,6 +340,25 @@ hook_io(struct run *run, const struct pollfd *pfd, int nfd, const char *line, si
 }
 
 /*
+ * How long the pump may sleep in poll: until the next signal is due, but
+ * at most HOOK_POLL_MS (the daemon's stop is a flag, seen between polls),
+ * and only a few ms when no pidfd says that the hook exited.
+ */
+static int
+hook_poll_ms(const struct run *run)
+{
+	int64_t t = HOOK_POLL_MS, now = util_mono_ms();
+
+	if (run->pidfd == -1)
+		t = HOOK_NOPIDFD_POLL_MS;
+	if (!run->termed && run->deadline - now < t)
+		t = run->deadline - now;
+	else if (run->termed && !run->killed && run->kill_at - now < t)
+		t = run->kill_at - now;
+	return t < 0 ? 0 : (int)t;
+}
+
+/*
  * Step 2: feeds the line to the hook and drains its output until it exits,
  * signalling it at its deadline, ticking the sink all along.  Returns 0, or
  * -1 with a message in err when it cannot be watched any more.
@@ -347,7 +368,7 @@ hook_pump(struct sink *s, struct run *run, const char *line, size_t len, char *e
     size_t errlen)
 {
 	while (!run->exited) {
-		struct pollfd pfd[2];
+		struct pollfd pfd[3];
 		int nfd = 0;
 		pid_t w;
 
@@ -356,12 +377,12 @@ hook_pump(struct sink *s, struct run *run, const char *line, size_t len, char *e
 			pfd[nfd++] = (struct pollfd){ .fd = run->in, .events = POLLOUT };
 		if (run->out != -1)
 			pfd[nfd++] = (struct pollfd){ .fd = run->out, .events = POLLIN };
-		if (nfd > 0 && poll(pfd, (nfds_t)nfd, 100) == -1 && errno != EINTR) {
+		if (run->pidfd != -1)
+			pfd[nfd++] = (struct pollfd){ .fd = run->pidfd, .events = POLLIN };
+		if (poll(pfd, (nfds_t)nfd, hook_poll_ms(run)) == -1 && errno != EINTR) {
 			snprintf(err, errlen, "poll: %s", strerror(errno));
 			return -1;
 		}
-		if (nfd == 0)
-			usleep(100 * 1000);
 		sink_tick(s);
 		hook_io(run, pfd, nfd, line, len);
 		if ((w = waitpid(run->pid, &run->status, WNOHANG)) == run->pid)
@@ -408,7 +429,7 @@ hook_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
     char *err, size_t errlen)
 {
 	struct hook *h = sink_impl(s);
-	struct run run = { .in = -1, .out = -1 };
+	struct run run = { .pidfd = -1, .in = -1, .out = -1 };
 	enum sink_rc rc = SINK_DOWN;
 	char **env;
 
@@ -424,6 +445,7 @@ hook_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
 			    run.kept >= HOOK_OUTPUT_KEEP ? " [cut]" : "");
 		close_fd(&run.in);
 		close_fd(&run.out);
+		close_fd(&run.pidfd);
 	}
 	hook_env_free(env);
 	return rc;
