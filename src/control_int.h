@@ -21,7 +21,6 @@
 
 #define MAX_LINE	65536		/* SPEC §4: a longer line closes the connection */
 #define MAX_CLIENTS	512
-#define OUT_LOW		(64 * 1024)	/* a subscriber is fed below this */
 #define OUT_HIGH	(256 * 1024)	/* nothing more is read or fed above this */
 #define CLOSE_GRACE_MS	5000		/* to write a last answer before closing */
 #define CONTROL_WATCH_MAX 2		/* fds the layers above may have polled */
