@@ -461,6 +461,53 @@ tail(FILE *f, const char *path)
 	return EXIT_USAGE;
 }
 
+/*
+ * Sends the request line for c to the daemon at path and prints its answer
+ * (or, for tail, the stream).  Frees line.  Returns the exit status.
+ */
+static int
+exchange(const struct command *c, const char *path, char *line, struct timeval tv)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int fd, rc;
+
+	/* The packaged default that is not there: say how to name another. */
+	if ((fd = connect_socket(path, strcmp(path, DEFAULT_SOCKET) == 0)) == -1) {
+		free(line);
+		return EXIT_USAGE;
+	}
+	if (strcmp(c->name, "tail") != 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send_all(fd, line, strlen(line)) == -1 || send_all(fd, "\n", 1) == -1) {
+		fprintf(stderr, "vinrctl: writing to %s: %s\n", path, strerror(errno));
+		free(line);
+		close(fd);
+		return EXIT_USAGE;
+	}
+	free(line);
+	if ((f = fdopen(fd, "r")) == NULL) {
+		fprintf(stderr, "vinrctl: %s\n", strerror(errno));
+		close(fd);
+		return EXIT_USAGE;
+	}
+	if (strcmp(c->name, "tail") == 0)
+		rc = tail(f, path);
+	else if (read_line(f, &buf, &cap) == NULL) {
+		lost(path);
+		rc = EXIT_USAGE;
+	} else {
+		printf("%s\n", buf);
+		rc = status_of(buf);
+	}
+	free(buf);
+	fclose(f);
+	if (fflush(stdout) == EOF && rc == EXIT_OK)
+		rc = EXIT_ERROR;
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -468,12 +515,10 @@ main(int argc, char *argv[])
 	const char *path = getenv("VINR_CONTROL_SOCKET");
 	struct timeval tv = { .tv_sec = ANSWER_WAIT_S };
 	const cJSON *t;
-	char *line, *buf = NULL;
-	size_t cap = 0;
+	char *line;
 	bool help;
 	cJSON *req;
-	FILE *f;
-	int i, fd, rc;
+	int i;
 
 	if (path == NULL || *path == '\0')
 		path = DEFAULT_SOCKET;
@@ -542,37 +587,5 @@ main(int argc, char *argv[])
 		tv.tv_sec += cJSON_IsNumber(t) ? (time_t)t->valuedouble : WAIT_DEFAULT_S;
 	}
 	cJSON_Delete(req);
-	/* The packaged default that is not there: say how to name another. */
-	if ((fd = connect_socket(path, strcmp(path, DEFAULT_SOCKET) == 0)) == -1) {
-		free(line);
-		return EXIT_USAGE;
-	}
-	if (strcmp(c->name, "tail") != 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (send_all(fd, line, strlen(line)) == -1 || send_all(fd, "\n", 1) == -1) {
-		fprintf(stderr, "vinrctl: writing to %s: %s\n", path, strerror(errno));
-		free(line);
-		close(fd);
-		return EXIT_USAGE;
-	}
-	free(line);
-	if ((f = fdopen(fd, "r")) == NULL) {
-		fprintf(stderr, "vinrctl: %s\n", strerror(errno));
-		close(fd);
-		return EXIT_USAGE;
-	}
-	if (strcmp(c->name, "tail") == 0)
-		rc = tail(f, path);
-	else if (read_line(f, &buf, &cap) == NULL) {
-		lost(path);
-		rc = EXIT_USAGE;
-	} else {
-		printf("%s\n", buf);
-		rc = status_of(buf);
-	}
-	free(buf);
-	fclose(f);
-	if (fflush(stdout) == EOF && rc == EXIT_OK)
-		rc = EXIT_ERROR;
-	return rc;
+	return exchange(c, path, line, tv);
 }
