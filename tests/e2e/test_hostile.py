@@ -342,7 +342,10 @@ def test_never_reading_backlog_subscribers_get_lagging(make_daemon):
     after = _rss_kib(d.proc.pid)
     print("RSS with 400 non-reading subscribers: base %d KiB, peak %d KiB, after %d KiB"
           % (base, peak, after))
-    assert peak - base < 16 * 1024
+    # ASan's shadow memory and quarantine make RSS meaningless under
+    # `make asan`: the bound is checked on the normal build.
+    if not os.environ.get("ASAN_OPTIONS"):
+        assert peak - base < 16 * 1024
     # The first reads show whole lines in order, then lagging and EOF.
     c = subs[0]
     lines = []
