@@ -44,7 +44,7 @@
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-	ST_EV_EXISTS, ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
+	ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
@@ -59,9 +59,9 @@ static const char *stmt_sql[ST_COUNT] = {
 	[ST_SAVEPOINT] = "SAVEPOINT job",
 	[ST_RELEASE] = "RELEASE job",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO job",
-	[ST_EV_EXISTS] = "SELECT 1 FROM events WHERE id = ?1",
 	[ST_EV_INSERT] = "INSERT INTO events (id, type, payment_id, status, source, "
-	    "result, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    "result, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+	    "ON CONFLICT (id) DO NOTHING",
 	[ST_PAY_GET] = "SELECT " PAYMENT_COLS " FROM payments WHERE id = ?1",
 	/* ST_PAY_UPSERT and ST_TRACK are written from the field table: pay_sql(). */
 	[ST_OUT_INSERT] = "INSERT INTO outcomes (seq, payment_id, status, json, "
@@ -326,12 +326,18 @@ payment_from_row(sqlite3_stmt *st, int c, struct payment *p)
 	return 0;
 }
 
+/*
+ * Stores the event unless its id is known: the dedupe (SPEC §2) is the
+ * insert's own uniqueness probe, with no lookup before it.  SQLITE_OK with
+ * *dup set when the id was there already (nothing written), or SQLite's rc.
+ */
 static int
 insert_event(struct store_conn *c, const struct store_ingest *in, const char *result,
-    const char *now)
+    const char *now, bool *dup)
 {
 	sqlite3_stmt *st = c->st[ST_EV_INSERT];
 	const struct vinr_event *ev = in->ev;
+	int rc;
 
 	bind_text(st, 1, ev->id);
 	bind_text(st, 2, ev->type);
@@ -341,7 +347,9 @@ insert_event(struct store_conn *c, const struct store_ingest *in, const char *re
 	bind_text(st, 6, result);
 	bind_text(st, 7, now);
 	sqlite3_bind_text(st, 8, in->body, (int)in->bodylen, SQLITE_STATIC);
-	return run(c, ST_EV_INSERT);
+	if ((rc = run(c, ST_EV_INSERT)) == SQLITE_OK)
+		*dup = sqlite3_changes(c->db) == 0;
+	return rc;
 }
 
 /*
@@ -412,21 +420,6 @@ insert_outcome(struct store_conn *c, const struct payment *p, int64_t seq,
 	sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
 	bind_text(st, 5, now);
 	return run(c, ST_OUT_INSERT);
-}
-
-/* SQLITE_OK with *seen, or SQLite's rc. */
-static int
-event_seen(struct store_conn *c, const char *id, bool *seen)
-{
-	sqlite3_stmt *st = c->st[ST_EV_EXISTS];
-	int rc;
-
-	bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	*seen = rc == SQLITE_ROW;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -574,21 +567,17 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 	enum pay_status prev = PAY_NONE;
 	const char *occurred;
 	char *json;
-	bool seen, pay_new;
+	bool dup, pay_new;
 	int rc, d;
 
 	in->decision = -1;
 	in->seq = 0;
-	if ((rc = event_seen(c, ev->id, &seen)) != SQLITE_OK)
-		return rc;
-	if (seen) {
-		in->result = INGEST_DUPLICATE;
-		return in->pay_key != NULL ? pay_link(c, in->pay_key, ev->pay.id, now) :
-		    SQLITE_OK;
-	}
 	if (ev->ignore_reason != NULL) {
-		in->result = INGEST_IGNORED;
-		return insert_event(c, in, "ignored", now);
+		if ((rc = insert_event(c, in, "ignored", now, &dup)) != SQLITE_OK)
+			return rc;
+		in->result = dup ? INGEST_DUPLICATE : INGEST_IGNORED;
+		return dup && in->pay_key != NULL ?
+		    pay_link(c, in->pay_key, ev->pay.id, now) : SQLITE_OK;
 	}
 	if ((rc = load_payment(c, ev->pay.id, &cur)) != SQLITE_OK)
 		return rc;
@@ -597,8 +586,16 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 		payment_release(&cur);
 		return SQLITE_NOMEM;
 	}
-	if ((rc = insert_event(c, in, decision_names[d], now)) != SQLITE_OK)
+	/* Decided before the insert, which tells a duplicate: then the
+	 * decision is dropped and nothing else is written. */
+	if ((rc = insert_event(c, in, decision_names[d], now, &dup)) != SQLITE_OK)
 		goto out;
+	if (dup) {
+		in->result = INGEST_DUPLICATE;
+		if (in->pay_key != NULL)
+			rc = pay_link(c, in->pay_key, ev->pay.id, now);
+		goto out;
+	}
 	if (d == PAY_TRANSITION) {
 		if ((rc = upsert_payment(c, &cur, now, ev->id)) != SQLITE_OK)
 			goto out;
