@@ -256,14 +256,14 @@ payment_path(struct vinr_api *a, const char *payment_id, const char *suffix)
 	return path;
 }
 
+/* perform() on path, which the caller built (NULL: it ran out of memory);
+ * frees path. */
 static int
-payment_call(struct vinr_api *a, const char *payment_id, const char *suffix,
-    const char *body, struct api_result *r)
+perform_at(struct vinr_api *a, char *path, const char *body, struct api_result *r)
 {
-	char *path;
 	int rc;
 
-	if ((path = payment_path(a, payment_id, suffix)) == NULL) {
+	if (path == NULL) {
 		memset(r, 0, sizeof(*r));
 		r->retry_after = -1;
 		snprintf(r->error, sizeof(r->error), "out of memory");
@@ -272,6 +272,13 @@ payment_call(struct vinr_api *a, const char *payment_id, const char *suffix,
 	rc = perform(a, path, body, r);
 	free(path);
 	return rc;
+}
+
+static int
+payment_call(struct vinr_api *a, const char *payment_id, const char *suffix,
+    const char *body, struct api_result *r)
+{
+	return perform_at(a, payment_path(a, payment_id, suffix), body, r);
 }
 
 int
@@ -285,18 +292,11 @@ vinr_api_create(struct vinr_api *a, const char *body, const char *query,
     struct api_result *r)
 {
 	char *path;
-	int rc;
 
 	if (asprintf(&path, "/v1/terminal/payments%s%s", query != NULL ? "?" : "",
-	    query != NULL ? query : "") == -1) {
-		memset(r, 0, sizeof(*r));
-		r->retry_after = -1;
-		snprintf(r->error, sizeof(r->error), "out of memory");
-		return -1;
-	}
-	rc = perform(a, path, body, r);
-	free(path);
-	return rc;
+	    query != NULL ? query : "") == -1)
+		path = NULL;
+	return perform_at(a, path, body, r);
 }
 
 int
