@@ -80,7 +80,7 @@ $(BUILD)/vinrctl: $(BUILD)/obj/vinrctl.o $(BUILD)/libvinr.a
 $(BUILD)/vinr-sim: $(SIM_OBJS) $(BUILD)/libvinr.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvinr.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libvinr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvinr.a $(LIBS) -lcmocka
 

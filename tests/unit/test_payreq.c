@@ -136,45 +136,7 @@ test_copy(void **state)
 /* ------------------------------------------------------------------ */
 /* Through the store */
 
-struct fixture {
-	char			 dir[64];
-	char			 path[128];
-	struct store		*store;
-	struct store_reader	*reader;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char err[256];
-
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vinr-test-payreq-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/vinr.db", f->dir);
-	if ((f->store = store_open(f->path, 1, err, sizeof(err))) == NULL ||
-	    store_start(f->store) == -1 ||
-	    (f->reader = store_reader_open(f->path, err, sizeof(err))) == NULL)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[160];
-
-	store_reader_free(f->reader);
-	store_free(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
-}
+#include "store_fixture.h"
 
 /* A payment object of terminal term_1, order_1, through api_event_apply. */
 static int

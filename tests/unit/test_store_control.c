@@ -30,49 +30,7 @@
 #include "store.h"
 #include "store_read.h"
 
-struct fixture {
-	char			 dir[64];
-	char			 path[128];
-	struct store		*store;
-	struct store_reader	*reader;
-};
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	char err[256];
-
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vinr-test-store-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/vinr.db", f->dir);
-	if ((f->store = store_open(f->path, 1, err, sizeof(err))) == NULL) {
-		print_error("store_open: %s\n", err);
-		return -1;
-	}
-	if (store_start(f->store) == -1)
-		return -1;
-	if ((f->reader = store_reader_open(f->path, err, sizeof(err))) == NULL)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[160];
-
-	store_reader_free(f->reader);
-	store_free(f->store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(f);
-	return 0;
-}
+#include "store_fixture.h"
 
 /* Ingests a webhook for payment id with status and extra payment fields. */
 static int64_t
