@@ -628,3 +628,18 @@ def _daemon_vinrctl(self, *args, **kw):
 Daemon.control_client = _daemon_control_client
 Daemon.ctl = _daemon_ctl
 Daemon.vinrctl = _daemon_vinrctl
+
+
+def wait_for(pred, timeout=15, what="a condition", step=0.05):
+    """Polls pred every step seconds until it returns something true, and
+    returns that; fails after timeout seconds, saying what and the last
+    value seen."""
+    deadline = time.time() + timeout
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.time() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s (last: %r)"
+                                 % (timeout, what, last))
+        time.sleep(step)

@@ -14,6 +14,7 @@ import time
 import uuid
 
 from conftest import make_event
+from conftest import wait_for
 
 BIG = 9007199254740993          # 2^53 + 1: no double holds it
 MAX = 9223372036854775807       # int64's largest
@@ -29,17 +30,6 @@ exit 0
 
 def pid():
     return "tpay_" + uuid.uuid4().hex[:12]
-
-
-def wait_for(pred, timeout=15, what="a condition"):
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
 
 
 def hook_daemon(make_daemon, tmp_path):

@@ -11,19 +11,9 @@ import uuid
 import pytest
 
 from conftest import SIM_KEY, make_event, write_conf
+from conftest import wait_for
 
 API_KEY = SIM_KEY
-
-
-def wait_for(fn, timeout=20, step=0.05, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
 def ref():

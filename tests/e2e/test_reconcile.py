@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conftest import SIM_KEY, free_port, make_event
+from conftest import wait_for
 
 
 def rc_conf(sim_url, **over):
@@ -15,17 +16,6 @@ def rc_conf(sim_url, **over):
             "give_up_after": 3600, "max_rps": 5}
     conf.update(over)
     return {"api": {"base": sim_url}, "reconciler": conf}
-
-
-def wait_for(fn, timeout=20, step=0.05, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
 
 
 def payment(d, pid):

@@ -4,6 +4,7 @@ import sqlite3
 import time
 
 from conftest import make_event
+from conftest import wait_for
 
 
 def age_rows(db_path, days, events=None, seqs=None):
@@ -16,15 +17,6 @@ def age_rows(db_path, days, events=None, seqs=None):
         c.execute("UPDATE outcomes SET recorded_at = ? WHERE seq = ?", (old, seq))
     c.commit()
     c.close()
-
-
-def wait_for(fn, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if fn():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_old_rows_are_pruned_and_seq_goes_on(make_daemon):

@@ -17,15 +17,9 @@ import subprocess
 import time
 
 from conftest import BIN_DIR, SECRET, make_event
+from conftest import wait_for
 
 LOADGEN = os.path.join(BIN_DIR, "loadgen")
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while not pred():
-        assert time.time() < deadline, "timed out waiting for " + what
-        time.sleep(0.05)
 
 
 def load(d, n, conns=8):

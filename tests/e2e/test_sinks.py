@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import ROOT, make_event
+from conftest import wait_for
 
 EXAMPLES = os.path.join(ROOT, "config", "examples")
 HOOK_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -44,18 +45,6 @@ HOOK_VARS = [
 
 # ---------------------------------------------------------------------------
 # helpers
-
-def wait_for(pred, timeout=15, what="a condition", interval=0.05):
-    """Polls pred until it returns something true; returns that."""
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
 
 @pytest.fixture
 def sockdir():
