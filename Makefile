@@ -6,7 +6,7 @@ DESTDIR	?=
 BUILD	?= build
 PYTHON	?= /usr/bin/python3
 
-PKGS	 = libmicrohttpd libcjson sqlite3 inih libsystemd openssl libcurl
+PKGS	 = libmicrohttpd libcjson sqlite3 libpq inih libsystemd openssl libcurl
 CC	?= cc
 WARN	 = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wpointer-arith -Wcast-qual -Werror
@@ -41,7 +41,7 @@ ifneq ($(SIM_SRCS),)
 PROGS	+= $(BUILD)/vinr-sim
 endif
 
-.PHONY: all deps run test unit e2e asan bench fuzz clean install progs deb
+.PHONY: all deps deps-pg run test unit e2e asan bench fuzz clean install progs deb
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
 
 # The programs alone: what `make run`, `make install` and the package need
@@ -50,6 +50,11 @@ progs: $(PROGS)
 
 deps:
 	@scripts/deps.sh
+
+# The PostgreSQL server only where something runs one: the tests (make test,
+# make asan), make run-pg and make bench.  Building needs only libpq.
+deps-pg:
+	@scripts/deps.sh postgresql-15
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
@@ -67,7 +72,15 @@ $(BUILD)/gen/migrations.c: $(wildcard sql/*.sql) scripts/embed-sql.sh
 $(BUILD)/obj/migrations.o: $(BUILD)/gen/migrations.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/libvinr.a: $(LIB_OBJS) $(BUILD)/obj/migrations.o
+# PostgreSQL's (sql/pg/) as pg_migrations[] (see src/store_pg.c).
+$(BUILD)/gen/pg_migrations.c: $(wildcard sql/pg/*.sql) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-sql.sh -n pg_migrations $(sort $(wildcard sql/pg/*.sql)) > $@
+
+$(BUILD)/obj/pg_migrations.o: $(BUILD)/gen/pg_migrations.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvinr.a: $(LIB_OBJS) $(BUILD)/obj/migrations.o $(BUILD)/obj/pg_migrations.o
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -98,7 +111,7 @@ run: deps
 	@$(MAKE) --no-print-directory $(PROGS)
 	@scripts/run-dev.sh
 
-test: deps
+test: deps deps-pg
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory lint unit e2e
 
@@ -133,13 +146,13 @@ e2e: $(PROGS)
 	VINR_BIN_DIR=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
 # The whole suite against an AddressSanitizer + UBSan build in build/asan.
-asan: deps
+asan: deps deps-pg
 	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(MAKE) --no-print-directory BUILD=build/asan \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" unit e2e
 
-bench: deps
+bench: deps deps-pg
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh $(abspath $(BUILD))
 

@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="gcc make pkg-config
-libmicrohttpd-dev libssl-dev libcjson-dev libsqlite3-dev sqlite3
+libmicrohttpd-dev libssl-dev libcjson-dev libsqlite3-dev sqlite3 libpq-dev
 libcurl4-openssl-dev libinih-dev libsystemd-dev
 libcmocka-dev python3 python3-pytest curl openssl
 nginx-light systemd logrotate man-db"
@@ -35,6 +35,15 @@ if [ ! -e $prc ]; then
 	chmod +x $prc
 	trap 'rm -f $prc' EXIT
 fi
+# The PostgreSQL server (make deps-pg) is for the throwaway clusters of the
+# tests and `make run-pg` (scripts/pg-scratch.sh): the package's own "main"
+# cluster would only take memory and port 5432.
+case "$missing" in *postgresql*)
+	if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		mkdir -p /etc/postgresql-common
+		echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+	fi
+esac
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
