@@ -55,6 +55,13 @@ struct store_ingest {
 /* How to open the database ([storage] of the configuration). */
 struct store_params {
 	int		 synchronous;	/* SQLite: 2 full, 1 normal */
+	/*
+	 * PostgreSQL: the password for the DSN (NULL: libpq's own, e.g.
+	 * PGPASSFILE), the caller's, kept valid while the store is open; and
+	 * this daemon's instance name ([storage] instance).
+	 */
+	const char	*password;
+	const char	*instance;
 };
 
 struct store_engine;

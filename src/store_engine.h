@@ -145,5 +145,6 @@ struct store_engine {
 
 /* The engines. */
 extern const struct store_engine store_sqlite_engine;	/* store_sqlite.c */
+extern const struct store_engine store_pg_engine;	/* store_pg.c */
 
 #endif

@@ -84,7 +84,8 @@ CREATE TABLE dead_letters (
 );
 
 -- The pay requests of the control socket's "pay" (SPEC §4.1); see
--- sql/003_pay_requests.sql for the states.
+-- sql/003_pay_requests.sql for the states.  instance: the daemon that
+-- committed it (only that one moves its own "sending" requests at start).
 CREATE TABLE pay_requests (
 	key		TEXT PRIMARY KEY,
 	terminal_id	TEXT NOT NULL,
@@ -94,6 +95,7 @@ CREATE TABLE pay_requests (
 	capture_method	TEXT NOT NULL,		-- automatic | manual
 	state		TEXT NOT NULL,
 	payment_id	TEXT,
+	instance	TEXT NOT NULL,
 	created_at	TEXT COLLATE "C" NOT NULL,
 	updated_at	TEXT COLLATE "C" NOT NULL
 );
