@@ -176,7 +176,9 @@ install: progs
 	    $(DESTDIR)$(SYSCONFDIR)/vinr-webhookd $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql/
-	install -m 0644 config/nginx.conf $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples/
+	install -d $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql/pg
+	install -m 0644 sql/pg/*.sql $(DESTDIR)$(PREFIX)/share/vinr-webhookd/sql/pg/
+	install -m 0644 config/nginx.conf config/nginx-cluster.conf $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples/
 	if [ -d config/examples ]; then install -m 0755 config/examples/* \
 	    $(DESTDIR)$(PREFIX)/share/vinr-webhookd/examples/; fi
 	install -m 0644 man/vinrctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
