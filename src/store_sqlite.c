@@ -33,7 +33,7 @@ enum stmt_id {
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
-	ST_PR_CANDIDATES, ST_PAY_TRACKED,
+	ST_PR_CANDIDATES, ST_PAY_TRACKED, ST_SEQ_SAVE,
 	ST_COUNT
 };
 
@@ -86,6 +86,11 @@ static const char *stmt_sql[ST_COUNT] = {
 	    "WHERE state = 'unknown' AND terminal_id = ?1 AND reference = ?2 "
 	    "AND amount = ?3 ORDER BY created_at, key",
 	[ST_PAY_TRACKED] = "UPDATE payments SET tracked = 1 WHERE id = ?1",
+	/* Once per transaction that stored an outcome (sql/004_lean_rows.sql).
+	 * max(seq) of outcomes, not the seq the writer handed out: a job
+	 * undone by its savepoint gives its seq back. */
+	[ST_SEQ_SAVE] = "UPDATE outcome_seq SET seq = max(seq, "
+	    "coalesce((SELECT max(seq) FROM outcomes), 0)) WHERE one = 1",
 };
 
 /*
@@ -141,6 +146,7 @@ struct store_conn {
 	sqlite3		*db;
 	sqlite3_stmt	*st[ST_COUNT];
 	int		 last_rc;	/* of the last error, for error() */
+	bool		 outcome_added;	/* by the open transaction */
 	struct store_ckpt ck;
 };
 
@@ -389,6 +395,7 @@ insert_outcome(struct store_conn *c, const struct payment *p, int64_t seq,
 	bind_text(st, 3, pay_status_name(p->status));
 	sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
 	bind_text(st, 5, now);
+	c->outcome_added = true;
 	return run(c, ST_OUT_INSERT);
 }
 
@@ -772,12 +779,18 @@ static int
 store_sqlite_begin(struct store_conn *c)
 {
 	store_ckpt_bound(&c->ck);
+	c->outcome_added = false;
 	return code(c, run(c, ST_BEGIN));
 }
 
 static int
 store_sqlite_commit(struct store_conn *c)
 {
+	int rc;
+
+	if (c->outcome_added && (rc = run(c, ST_SEQ_SAVE)) != SQLITE_OK)
+		return code(c, rc);
+	c->outcome_added = false;
 	return code(c, run(c, ST_COMMIT));
 }
 
@@ -921,15 +934,18 @@ fail:
 	return NULL;
 }
 
-/* The seq counter survives pruning: AUTOINCREMENT keeps it in sqlite_sequence. */
+/*
+ * The seq counter survives pruning: outcome_seq keeps the highest seq ever
+ * committed (sql/004_lean_rows.sql), whatever retention deleted since.
+ */
 static int64_t
 store_sqlite_last_seq(struct store_conn *c)
 {
 	sqlite3_stmt *st;
 	int64_t seq = -1;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence "
-	    "WHERE name = 'outcomes'), 0), coalesce((SELECT max(seq) FROM outcomes), 0))",
+	if (sqlite3_prepare_v2(c->db, "SELECT max(coalesce((SELECT seq FROM outcome_seq "
+	    "WHERE one = 1), 0), coalesce((SELECT max(seq) FROM outcomes), 0))",
 	    -1, &st, NULL) != SQLITE_OK) {
 		log_warnx("database: reading the outcome counter: %s",
 		    sqlite3_errmsg(c->db));
