@@ -266,7 +266,7 @@ cpu_split() {
 	    { cpu[$2] += $3 - b[$1]; wb[$2] += $4 }
 	    END { for (r in cpu) printf "%s %.1f\n", r, n ? cpu[r] * us / n : 0 }' "$before" "$after")
 	echo "  CPU µs per stored event by thread:" \
-	    "$(for k in writer checkpointer http eventlog control main other; do
+	    "$(for k in writer checkpointer http http-resumer eventlog control main other; do
 		[ -n "${R[$name.cpu.$k]:-}" ] && printf '%s %s, ' "$k" "${R[$name.cpu.$k]}"; done)" \
 	    "all ${R[$name.cpu_us]}"
 	# The roles are guessed from creation order: the writer writes the WAL,
@@ -483,7 +483,7 @@ summary() {
 	row "latency max ms" "$(v full-$lo.max)" "$(v full-$hi.max)" "" ""
 	row "CPU us per stored event" "$(v full-$lo.cpu_us)" "$(v full-$hi.cpu_us)" \
 	    "bare $(v bare-$lo.cpu_us) / $(v bare-$hi.cpu_us) per req" "<= 45"
-	for k in writer checkpointer http eventlog control main other; do
+	for k in writer checkpointer http http-resumer eventlog control main other; do
 		[ -n "${R[full-$lo.cpu.$k]:-}${R[full-$hi.cpu.$k]:-}" ] || continue
 		row "  $k thread(s)" "$(v full-$lo.cpu.$k)" "$(v full-$hi.cpu.$k)" \
 		    "$([ $k = http ] && echo "HMAC+parse ~4 us")" "$([ $k = writer ] && echo "<= 15")"
