@@ -33,7 +33,7 @@ enum stmt_id {
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
-	ST_PR_CANDIDATES, ST_PAY_TRACKED, ST_SEQ_SAVE,
+	ST_PR_CANDIDATES, ST_PR_ANY_UNKNOWN, ST_PAY_TRACKED, ST_SEQ_SAVE,
 	ST_COUNT
 };
 
@@ -85,6 +85,8 @@ static const char *stmt_sql[ST_COUNT] = {
 	[ST_PR_CANDIDATES] = "SELECT key, created_at FROM pay_requests "
 	    "WHERE state = 'unknown' AND terminal_id = ?1 AND reference = ?2 "
 	    "AND amount = ?3 ORDER BY created_at, key",
+	/* Once per transaction: whether ST_PR_CANDIDATES can find anything. */
+	[ST_PR_ANY_UNKNOWN] = "SELECT 1 FROM pay_requests WHERE state = 'unknown' LIMIT 1",
 	[ST_PAY_TRACKED] = "UPDATE payments SET tracked = 1 WHERE id = ?1",
 	/* Once per transaction that stored an outcome (sql/004_lean_rows.sql).
 	 * max(seq) of outcomes, not the seq the writer handed out: a job
@@ -147,6 +149,12 @@ struct store_conn {
 	sqlite3_stmt	*st[ST_COUNT];
 	int		 last_rc;	/* of the last error, for error() */
 	bool		 outcome_added;	/* by the open transaction */
+	/*
+	 * Whether a pay request may be unknown in the open transaction: read
+	 * at its start, set when it makes one.  While false (the daemon made
+	 * no request, or all are resolved), no event looks for one to resolve.
+	 */
+	bool		 unknown_reqs;
 	struct store_ckpt ck;
 };
 
@@ -472,7 +480,8 @@ pay_resolve(struct store_conn *c, const struct payment *p, bool pay_new, const c
 	bool linked;
 	int rc;
 
-	if (p->terminal_id == NULL || p->reference == NULL || !p->has_amount)
+	if (!c->unknown_reqs || p->terminal_id == NULL || p->reference == NULL ||
+	    !p->has_amount)
 		return SQLITE_OK;
 	bind_text(st, 1, p->terminal_id);
 	bind_text(st, 2, p->reference);
@@ -733,6 +742,7 @@ store_sqlite_pay_set(struct store_conn *c, const char *key, enum payreq_state st
 	bind_text(st, 1, key);
 	bind_text(st, 2, payreq_state_name(state));
 	bind_text(st, 3, now);
+	c->unknown_reqs |= state == PR_UNKNOWN;
 	return code(c, run(c, ST_PR_SET));
 }
 
@@ -747,6 +757,7 @@ store_sqlite_pay_move(struct store_conn *c, enum payreq_state from,
 	bind_text(st, 2, payreq_state_name(to));
 	bind_text(st, 3, before);
 	bind_text(st, 4, now);
+	c->unknown_reqs |= to == PR_UNKNOWN;
 	if ((rc = run(c, ST_PR_MOVE)) != SQLITE_OK)
 		return code(c, rc);
 	return sqlite3_changes(c->db);
@@ -778,9 +789,18 @@ store_sqlite_set_lock_wait(struct store_conn *c, int ms)
 static int
 store_sqlite_begin(struct store_conn *c)
 {
+	sqlite3_stmt *st = c->st[ST_PR_ANY_UNKNOWN];
+	int rc;
+
 	store_ckpt_bound(&c->ck);
 	c->outcome_added = false;
-	return code(c, run(c, ST_BEGIN));
+	if ((rc = run(c, ST_BEGIN)) != SQLITE_OK)
+		return code(c, rc);
+	rc = sqlite3_step(st);
+	/* An error: look every time, as before. */
+	c->unknown_reqs = rc != SQLITE_DONE;
+	sqlite3_reset(st);
+	return 0;
 }
 
 static int

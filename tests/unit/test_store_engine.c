@@ -832,6 +832,41 @@ test_sqlite_migrate_from_v3(void **state)
 	e->close(c);
 }
 
+/*
+ * Events look for an unknown pay request to resolve only while one may
+ * exist: the engine reads that at the start of each transaction, and a
+ * request made unknown inside the transaction counts at once.
+ */
+static void
+test_sqlite_unknown_in_same_transaction(void **state)
+{
+	static const char body[] = "{\"id\":\"evt_u\",\"type\":\"terminal_payment.pending\","
+	    "\"data\":{\"object\":{\"id\":\"tpay_u\",\"status\":\"pending\",\"terminalId\":"
+	    "\"term_1\",\"reference\":\"ord_1\",\"amount\":700,\"createdAt\":"
+	    "\"2026-06-11T09:00:13Z\"}}}";
+	const struct store_engine *e = &store_sqlite_engine;
+	struct store_params params = { .synchronous = 1 };
+	struct pay_request rq = { .key = "k_u", .terminal_id = "term_1",
+	    .reference = "ord_1", .currency = "USD", .capture_method = "automatic",
+	    .amount = 700 }, out = { .key = NULL };
+	struct db *d = *state;
+	struct store_ingest in;
+	struct store_conn *c;
+	char err[256];
+
+	assert_non_null(c = e->open(d->path, &params, err, sizeof(err)));
+	assert_int_equal(e->begin(c), 0);
+	assert_true(e->pay_begin(c, &rq, &out, "2026-06-11T09:00:12.000Z") >= 0);
+	payreq_release(&out);
+	assert_int_equal(e->pay_set(c, "k_u", PR_UNKNOWN, "2026-06-11T09:00:12.000Z"), 0);
+	sqlite_ingest(c, body, 1, &in, 0);
+	assert_int_equal(in.result, INGEST_ACCEPTED);
+	assert_int_equal(e->commit(c), 0);
+	e->close(c);
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM pay_requests WHERE "
+	    "key = 'k_u' AND state = 'created' AND payment_id = 'tpay_u'"), 1);
+}
+
 /* The pending payments are read through the partial index, finals are not in it. */
 static void
 test_sqlite_pending_index(void **state)
@@ -878,6 +913,8 @@ main(void)
 		    teardown_db),
 		cmocka_unit_test_setup_teardown(test_sqlite_pending_index, setup_db,
 		    teardown_db),
+		cmocka_unit_test_setup_teardown(test_sqlite_unknown_in_same_transaction,
+		    setup_db, teardown_db),
 	};
 
 	log_init(0);
