@@ -32,6 +32,9 @@
 #   latency    light load (BENCH_LAT_N (200) events at BENCH_LAT_RATE (50)/s,
 #           one at a time): 200 -> event-log line, 200 -> subscriber line
 #           (BENCH_LAT=0 skips)
+# Engine (BENCH_ENGINE=0 skips): build/enginebench, the SQLite engine alone
+#   (40,000 events in batches of 50, synchronous=full, no HTTP): the writer's
+#   CPU per event without the other threads, the median of 3 runs.
 # BENCH_BARE=0 skips the bare server, BENCH_INGEST=0 full-32 and full-128;
 # BENCH_IDS=random scatters the ids.
 # BENCH_DIR=DIR puts the files there (kept); BENCH_KEEP=1 keeps the temp dir.
@@ -459,6 +462,23 @@ sinks() {
 	daemon_stop subscribe "$dir"
 }
 
+# The SQLite engine alone (tests/bench/enginebench.c), when it was built.
+engine() {
+	local i out writer_us=0 process_us=0 wall_us=0 bytes=0 all=
+	[ -x "$BUILD/enginebench" ] || return
+	echo "== engine: build/enginebench -s 2, 3 runs"
+	for i in 1 2 3; do
+		rm -rf "$top/engine"; mkdir -p "$top/engine"
+		out=$("$BUILD/enginebench" -s 2 "$top/engine" 2>/dev/null) ||
+		    { fail "enginebench failed"; return; }
+		printf '%s\n' "$out" | grep -v RESULT | sed 's/^/  /'
+		eval "$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')"
+		all="$all $writer_us"
+		R[engine.bytes]=$bytes
+	done
+	R[engine.writer]=$(printf '%s\n' $all | sort -n | sed -n 2p)
+}
+
 # The summary: one row per figure, the daemon beside its reference.
 row() { printf '%-40s %13s %13s  %-24s %s\n' "$@"; }
 v() { echo "${R[$1]:--}"; }
@@ -488,6 +508,8 @@ summary() {
 		row "  $k thread(s)" "$(v full-$lo.cpu.$k)" "$(v full-$hi.cpu.$k)" \
 		    "$([ $k = http ] && echo "HMAC+parse ~4 us")" "$([ $k = writer ] && echo "<= 15")"
 	done
+	row "  SQLite engine alone, writer us" "$(v engine.writer)" "" \
+	    "enginebench, median of 3" ""
 	row "writer busy, % of the run" "$(v full-$lo.busy)" "$(v full-$hi.busy)" "" ""
 	row "  ms per commit" "$(v full-$lo.ms_commit)" "$(v full-$hi.ms_commit)" "" ""
 	row "  jobs per commit" "$(v full-$lo.per_commit)" "$(v full-$hi.per_commit)" "" ""
@@ -521,6 +543,7 @@ if [ "${BENCH_INGEST:-1}" = 1 ]; then
 	ingest "full-$CONNS" full "$CONNS" -d "$SECS" -n "$POOL"
 	ingest "full-$CONNS_HIGH" full "$CONNS_HIGH" -d "$SECS" -n "$POOL"
 fi
+[ "${BENCH_ENGINE:-1}" = 1 ] && engine
 [ "${BENCH_SINGLE:-1}" = 1 ] && ingest full-1 full 1 -d "$SINGLE_SECS" -n 50000
 [ "${BENCH_NORMAL:-1}" = 1 ] && ingest "normal-$CONNS" normal "$CONNS" -d "$SECS" -n "$POOL"
 [ "${BENCH_SINKS:-1}" = 1 ] && sinks
