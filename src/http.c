@@ -3,9 +3,12 @@
  *
  * Threads: libmicrohttpd's HTTP_THREADS pool threads run every handler (a
  * connection stays on the thread that accepted it); the writer thread only
- * calls stored() (MHD_resume_connection is thread-safe).  A struct req
- * belongs to its connection's thread, except while REQ_STORING,
- * when the writer owns its ev/in until it resumes the connection.  Shared
+ * calls stored(), which queues the request for the resumer thread: that
+ * one calls MHD_resume_connection (a mutex and a write to the worker's
+ * eventfd, each time), so that the writer, which a whole batch waits on,
+ * does not.  A struct req belongs to its connection's thread, except while
+ * REQ_STORING, when the writer, then the resumer, own its ev/in until the
+ * connection is resumed.  Shared
  * state: the HMAC keys (rwlock, swapped on SIGHUP), the counters (atomics)
  * and the number of requests in flight (atomic, for a clean stop).
  *
@@ -83,6 +86,18 @@ struct http {
 	bool			 sweeping;	/* the sweeper thread runs */
 	atomic_bool		 sweep_stop;
 
+	/*
+	 * Requests the writer has answered, for the resumer thread to resume
+	 * (a LIFO list through req.resume_next).  Once resume_stop is set,
+	 * stored() resumes by itself.
+	 */
+	pthread_mutex_t		 resume_lock;
+	pthread_cond_t		 resume_cv;
+	struct req		*resume_head;
+	bool			 resume_stop;
+	bool			 resuming;	/* the resumer thread runs */
+	pthread_t		 resumer;
+
 	bool			 stopped;	/* mhd stopped (main thread's) */
 	atomic_int		 in_flight;
 	_Atomic uint64_t	 accepted, duplicate, ignored;
@@ -110,6 +125,8 @@ enum req_kind {
 struct req {
 	enum req_kind	 kind;
 	struct MHD_Connection *conn;
+	struct http	*h;
+	struct req	*resume_next;	/* in h->resume_head */
 	struct vinr_event ev;		/* REQ_STORING: the parsed event */
 	struct store_ingest in;		/* REQ_STORING: the writer's answer */
 	char		*body;
@@ -338,14 +355,71 @@ webhook(struct http *h, struct MHD_Connection *c, struct req *r)
 	return MHD_YES;
 }
 
-/* The writer's thread: the event is committed (or not); wake its request. */
+/*
+ * The writer's thread: the event is committed (or not); its request goes to
+ * the resumer, which is woken once for all the requests of a batch.
+ */
 static void
 stored(void *arg, int rc)
 {
 	struct req *r = arg;
+	struct http *h = r->h;
+	bool wake, now;
 
 	(void)rc;	/* r->in.result says it all */
-	MHD_resume_connection(r->conn);
+	pthread_mutex_lock(&h->resume_lock);
+	if (!(now = h->resume_stop)) {
+		wake = h->resume_head == NULL;
+		r->resume_next = h->resume_head;
+		h->resume_head = r;
+		if (wake)
+			pthread_cond_signal(&h->resume_cv);
+	}
+	pthread_mutex_unlock(&h->resume_lock);
+	if (now)
+		MHD_resume_connection(r->conn);
+}
+
+/* Resumes what stored() queued, a whole list at a time, until stopped. */
+static void *
+resumer_main(void *arg)
+{
+	struct http *h = arg;
+	struct req *r, *next;
+	bool stop;
+
+	pthread_setname_np(pthread_self(), "http-resumer");
+	pthread_mutex_lock(&h->resume_lock);
+	for (;;) {
+		while (h->resume_head == NULL && !h->resume_stop)
+			pthread_cond_wait(&h->resume_cv, &h->resume_lock);
+		r = h->resume_head;
+		h->resume_head = NULL;
+		stop = h->resume_stop;
+		pthread_mutex_unlock(&h->resume_lock);
+		for (; r != NULL; r = next) {
+			next = r->resume_next;
+			MHD_resume_connection(r->conn);
+		}
+		if (stop)
+			return NULL;
+		pthread_mutex_lock(&h->resume_lock);
+	}
+}
+
+/* Stops the resumer after it has resumed everything queued; stored()
+ * resumes by itself from then on. */
+static void
+resumer_stop(struct http *h)
+{
+	if (!h->resuming)
+		return;
+	pthread_mutex_lock(&h->resume_lock);
+	h->resume_stop = true;
+	pthread_cond_signal(&h->resume_cv);
+	pthread_mutex_unlock(&h->resume_lock);
+	pthread_join(h->resumer, NULL);
+	h->resuming = false;
 }
 
 /* Resumed after the commit: the answer of SPEC §1.4. */
@@ -498,6 +572,7 @@ handle(struct http *h, struct MHD_Connection *c, const char *url, const char *me
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
 		r->conn = c;
+		r->h = h;
 		*ctx = r;
 		atomic_fetch_add(&h->in_flight, 1);
 		r->counted = true;
@@ -906,6 +981,8 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	h->per_ip = p->per_ip_connections;
 	pthread_rwlock_init(&h->keys_lock, NULL);
 	pthread_mutex_init(&h->conns_lock, NULL);
+	pthread_mutex_init(&h->resume_lock, NULL);
+	pthread_cond_init(&h->resume_cv, NULL);
 	if ((h->path = strdup(p->path)) == NULL ||
 	    (h->keys = copy_keys(p->keys, p->nkeys)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -933,6 +1010,11 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 		goto fail;
 	}
 	h->stopped = false;
+	if (pthread_create(&h->resumer, NULL, resumer_main, h) != 0) {
+		snprintf(err, errlen, "cannot start the resumer thread");
+		goto fail;
+	}
+	h->resuming = true;
 	if (pthread_create(&h->sweeper, NULL, sweeper_main, h) != 0) {
 		snprintf(err, errlen, "cannot start the request deadline thread");
 		goto fail;
@@ -968,6 +1050,8 @@ http_stop(struct http *h, int timeout_ms)
 	if (atomic_load(&h->in_flight) > 0)
 		log_warnx("http: stopping with %d request(s) unanswered",
 		    atomic_load(&h->in_flight));
+	/* Before the daemon goes: every resume queued reaches it. */
+	resumer_stop(h);
 	MHD_stop_daemon(h->mhd);
 	h->mhd = NULL;
 	h->stopped = true;
@@ -989,6 +1073,8 @@ http_free(struct http *h)
 	free_keys(h->keys, h->nkeys);
 	pthread_rwlock_destroy(&h->keys_lock);
 	pthread_mutex_destroy(&h->conns_lock);
+	pthread_mutex_destroy(&h->resume_lock);
+	pthread_cond_destroy(&h->resume_cv);
 	free(h->path);
 	free(h);
 }

@@ -364,6 +364,126 @@ payment_add_json(cJSON *o, const struct payment *p, enum pay_field_id from,
 	return 0;
 }
 
+/*
+ * The outcome line is written straight into one buffer, the way
+ * cJSON_PrintUnformatted() would print the same object (same key order,
+ * same escapes, integers as written by jsonnum_add), without building a
+ * tree of ~20 nodes and freeing it again: the writer thread makes one line
+ * per transition inside the transaction the whole batch waits on.
+ */
+struct obuf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+	bool	 oom;
+};
+
+static void
+ob_put(struct obuf *b, const char *s, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		for (cap = b->cap; b->len + n + 1 > cap; cap *= 2)
+			;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* A JSON string with cJSON's escapes (UTF-8 passes as it is), or null. */
+static void
+ob_str(struct obuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run;
+	char esc[7];
+	unsigned char ch;
+
+	if (s == NULL) {
+		ob_put(b, "null", 4);
+		return;
+	}
+	ob_put(b, "\"", 1);
+	for (run = s; *s != '\0'; s++) {
+		ch = (unsigned char)*s;
+		if (ch >= 32 && ch != '"' && ch != '\\')
+			continue;
+		ob_put(b, run, (size_t)(s - run));
+		run = s + 1;
+		esc[0] = '\\';
+		switch (ch) {
+		case '"': case '\\': esc[1] = (char)ch; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[ch >> 4];
+			esc[5] = hex[ch & 15];
+			ob_put(b, esc, 6);
+			continue;
+		}
+		ob_put(b, esc, 2);
+	}
+	ob_put(b, run, (size_t)(s - run));
+	ob_put(b, "\"", 1);
+}
+
+/* "key": after a comma unless it is the first. */
+static void
+ob_key(struct obuf *b, const char *key)
+{
+	if (b->len > 1)
+		ob_put(b, ",", 1);
+	ob_str(b, key);
+	ob_put(b, ":", 1);
+}
+
+static void
+ob_int(struct obuf *b, bool has, int64_t v)
+{
+	char num[24];	/* -9223372036854775808 */
+	int n;
+
+	if (!has) {
+		ob_put(b, "null", 4);
+		return;
+	}
+	n = snprintf(num, sizeof(num), "%lld", (long long)v);
+	ob_put(b, num, (size_t)n);
+}
+
+static void
+ob_field(struct obuf *b, const struct payment *p, enum pay_field_id i)
+{
+	int64_t v;
+	bool has;
+
+	ob_key(b, pay_fields[i].key);
+	if (pay_field_is_text(i)) {
+		ob_str(b, pay_field_text(p, i));
+		return;
+	}
+	has = pay_field_int(p, i, &v);
+	if (pay_fields[i].type == PAY_FT_BOOL)
+		ob_put(b, !has ? "null" : v != 0 ? "true" : "false", !has ? 4 : v != 0 ? 4 : 5);
+	else
+		ob_int(b, has, v);
+}
+
 /* One of the outcome line's own keys (not a payment field): a string or an integer. */
 struct outcome_own {
 	enum pay_field_id	 before;	/* it precedes this field (SPEC §2's order) */
@@ -388,23 +508,28 @@ payment_outcome_json(const struct payment *p, enum pay_status prev, int64_t seq,
 		{ PAY_NFIELDS, "occurredAt", occurred_at, false, 0 },
 		{ PAY_NFIELDS, "recordedAt", recorded_at, false, 0 },
 	};
+	struct obuf b = { .cap = 768 };
 	size_t j = 0;
-	cJSON *o;
-	char *s = NULL;
 
-	if ((o = cJSON_CreateObject()) == NULL)
+	if ((b.p = malloc(b.cap)) == NULL)
 		return NULL;
 	snprintf(type, sizeof(type), "payment.%s", pay_status_name(p->status));
+	ob_put(&b, "{", 1);
 	for (int i = 0; i <= PAY_NFIELDS; i++) {
-		for (; j < sizeof(own) / sizeof(own[0]) && (int)own[j].before == i; j++)
-			if (!(own[j].is_int ? jsonnum_add(o, own[j].key, own[j].num) != NULL :
-			    add_str(o, own[j].key, own[j].str)))
-				goto out;
-		if (i < PAY_NFIELDS && pay_fields[i].outcome && !add_field(o, p, i))
-			goto out;
+		for (; j < sizeof(own) / sizeof(own[0]) && (int)own[j].before == i; j++) {
+			ob_key(&b, own[j].key);
+			if (own[j].is_int)
+				ob_int(&b, true, own[j].num);
+			else
+				ob_str(&b, own[j].str);
+		}
+		if (i < PAY_NFIELDS && pay_fields[i].outcome)
+			ob_field(&b, p, i);
 	}
-	s = cJSON_PrintUnformatted(o);
-out:
-	cJSON_Delete(o);
-	return s;
+	ob_put(&b, "}", 1);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }

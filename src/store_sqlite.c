@@ -11,36 +11,21 @@
  * result codes stop here: code() turns them into 0, STORE_E_JOB or
  * STORE_E_TXN, and the statement that failed is logged where it failed.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <sqlite3.h>
 
 #include "log.h"
+#include "store_checkpoint.h"
 #include "store_engine.h"
 #include "store_int.h"
 #include "util.h"
 
 #define BUSY_TIMEOUT_MS	5000	/* SPEC §1.4: the write lock within 5 s */
 #define WAL_LIMIT	"8388608"	/* bytes the WAL keeps after a checkpoint */
-/*
- * The checkpointer (see ckpt_main()): it copies the WAL into the database
- * once the WAL holds CKPT_SOFT frames (4 MiB), then each CKPT_STEP new
- * frames, on its own connection and thread.  Past CKPT_HARD frames (7 MiB) the writer, between two
- * transactions, waits for one more pass (at most CKPT_WAIT_MS): with no
- * commit in between that pass copies every frame, and the next commit
- * starts the WAL over and cuts the file to WAL_LIMIT.
- */
-#define CKPT_SOFT	1024
-#define CKPT_HARD	1792
-#define CKPT_STEP	256	/* new frames worth a pass */
-#define CKPT_WAIT_MS	1000
-#define CKPT_IDLE_MS	100
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
@@ -48,7 +33,7 @@ enum stmt_id {
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
-	ST_PR_CANDIDATES, ST_PAY_TRACKED,
+	ST_PR_CANDIDATES, ST_PR_ANY_UNKNOWN, ST_PAY_TRACKED, ST_SEQ_SAVE,
 	ST_COUNT
 };
 
@@ -100,7 +85,14 @@ static const char *stmt_sql[ST_COUNT] = {
 	[ST_PR_CANDIDATES] = "SELECT key, created_at FROM pay_requests "
 	    "WHERE state = 'unknown' AND terminal_id = ?1 AND reference = ?2 "
 	    "AND amount = ?3 ORDER BY created_at, key",
+	/* Once per transaction: whether ST_PR_CANDIDATES can find anything. */
+	[ST_PR_ANY_UNKNOWN] = "SELECT 1 FROM pay_requests WHERE state = 'unknown' LIMIT 1",
 	[ST_PAY_TRACKED] = "UPDATE payments SET tracked = 1 WHERE id = ?1",
+	/* Once per transaction that stored an outcome (sql/004_lean_rows.sql).
+	 * max(seq) of outcomes, not the seq the writer handed out: a job
+	 * undone by its savepoint gives its seq back. */
+	[ST_SEQ_SAVE] = "UPDATE outcome_seq SET seq = max(seq, "
+	    "coalesce((SELECT max(seq) FROM outcomes), 0)) WHERE one = 1",
 };
 
 /*
@@ -152,26 +144,18 @@ pay_sql(void)
 	return 0;
 }
 
-/* The checkpointer's state, shared with the writer under mu. */
-struct ckpt {
-	pthread_t	 thread;
-	bool		 running;
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;		/* wakes the checkpointer */
-	pthread_cond_t	 done_cv;	/* a pass ended */
-	sqlite3		*db;		/* the checkpointer's own connection */
-	int		 frames;	/* in the WAL after the last commit */
-	int		 copied;	/* of them, in the database already */
-	bool		 stop;
-	uint64_t	 want;		/* passes the writer asked for */
-	uint64_t	 done;		/* the last asked-for pass that ended */
-};
-
 struct store_conn {
 	sqlite3		*db;
 	sqlite3_stmt	*st[ST_COUNT];
 	int		 last_rc;	/* of the last error, for error() */
-	struct ckpt	 ck;
+	bool		 outcome_added;	/* by the open transaction */
+	/*
+	 * Whether a pay request may be unknown in the open transaction: read
+	 * at its start, set when it makes one.  While false (the daemon made
+	 * no request, or all are resolved), no event looks for one to resolve.
+	 */
+	bool		 unknown_reqs;
+	struct store_ckpt ck;
 };
 
 sqlite3 *
@@ -419,6 +403,7 @@ insert_outcome(struct store_conn *c, const struct payment *p, int64_t seq,
 	bind_text(st, 3, pay_status_name(p->status));
 	sqlite3_bind_text(st, 4, json, -1, SQLITE_STATIC);
 	bind_text(st, 5, now);
+	c->outcome_added = true;
 	return run(c, ST_OUT_INSERT);
 }
 
@@ -495,7 +480,8 @@ pay_resolve(struct store_conn *c, const struct payment *p, bool pay_new, const c
 	bool linked;
 	int rc;
 
-	if (p->terminal_id == NULL || p->reference == NULL || !p->has_amount)
+	if (!c->unknown_reqs || p->terminal_id == NULL || p->reference == NULL ||
+	    !p->has_amount)
 		return SQLITE_OK;
 	bind_text(st, 1, p->terminal_id);
 	bind_text(st, 2, p->reference);
@@ -756,6 +742,7 @@ store_sqlite_pay_set(struct store_conn *c, const char *key, enum payreq_state st
 	bind_text(st, 1, key);
 	bind_text(st, 2, payreq_state_name(state));
 	bind_text(st, 3, now);
+	c->unknown_reqs |= state == PR_UNKNOWN;
 	return code(c, run(c, ST_PR_SET));
 }
 
@@ -770,6 +757,7 @@ store_sqlite_pay_move(struct store_conn *c, enum payreq_state from,
 	bind_text(st, 2, payreq_state_name(to));
 	bind_text(st, 3, before);
 	bind_text(st, 4, now);
+	c->unknown_reqs |= to == PR_UNKNOWN;
 	if ((rc = run(c, ST_PR_MOVE)) != SQLITE_OK)
 		return code(c, rc);
 	return sqlite3_changes(c->db);
@@ -792,162 +780,6 @@ store_sqlite_prune(struct store_conn *c, const char *cutoff, int64_t delivered,
 	return changed;
 }
 
-/* ------------------------------------------------------------------ */
-/* The checkpointer: the WAL copied into the database off the writer */
-
-/* The writer's connection after each commit: wakes the checkpointer. */
-static int
-ckpt_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct ckpt *ck = arg;
-
-	(void)db;
-	(void)name;
-	pthread_mutex_lock(&ck->mu);
-	ck->frames = frames;
-	if (frames < ck->copied)
-		ck->copied = 0;		/* the WAL started over */
-	if (frames >= CKPT_SOFT && frames - ck->copied >= CKPT_STEP)
-		pthread_cond_signal(&ck->cv);
-	pthread_mutex_unlock(&ck->mu);
-	return SQLITE_OK;
-}
-
-/*
- * One PASSIVE pass: copies what no reader still needs, never waits for a
- * lock and never blocks the writer (SQLite lets one checkpoint run beside
- * one write transaction).  A failure (I/O, a full disk) is only logged:
- * the next pass tries again, and the writer's own rollback path truncates
- * the WAL when a commit fails for space.
- */
-static int
-ckpt_pass(struct ckpt *ck)
-{
-	int rc, logged = 0, copied = 0;
-
-	rc = sqlite3_wal_checkpoint_v2(ck->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	    &logged, &copied);
-	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
-		log_warnx_rl("checkpoint", "database: WAL checkpoint: %s",
-		    sqlite3_errmsg(ck->db));
-	return copied > 0 ? copied : 0;
-}
-
-static void *
-ckpt_main(void *arg)
-{
-	struct ckpt *ck = arg;
-	struct timespec ts;
-	uint64_t want;
-	int copied;
-
-	pthread_setname_np(pthread_self(), "checkpointer");
-	pthread_mutex_lock(&ck->mu);
-	while (!ck->stop) {
-		if ((ck->frames < CKPT_SOFT || ck->frames - ck->copied < CKPT_STEP) &&
-		    ck->want == ck->done) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += CKPT_IDLE_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&ck->cv, &ck->mu, &ts);
-			continue;
-		}
-		want = ck->want;
-		pthread_mutex_unlock(&ck->mu);
-		copied = ckpt_pass(ck);
-		pthread_mutex_lock(&ck->mu);
-		if (copied > ck->copied && copied <= ck->frames)
-			ck->copied = copied;
-		ck->done = want;
-		pthread_cond_broadcast(&ck->done_cv);
-	}
-	pthread_mutex_unlock(&ck->mu);
-	return NULL;
-}
-
-/*
- * The bound: called by the writer before a transaction.  Past CKPT_HARD
- * frames it waits for a pass that starts now (no commit runs meanwhile, so
- * it copies everything readers allow); the first commit after it starts
- * the WAL over.  Most passes happen before: this wait only comes when the
- * checkpointer fell behind a sustained load, and lasts one pass.
- */
-static void
-ckpt_bound(struct ckpt *ck)
-{
-	struct timespec ts;
-	uint64_t my;
-
-	if (!ck->running)
-		return;
-	pthread_mutex_lock(&ck->mu);
-	if (ck->frames >= CKPT_HARD) {
-		my = ++ck->want;
-		pthread_cond_signal(&ck->cv);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += CKPT_WAIT_MS / 1000;
-		while (ck->done < my && !ck->stop &&
-		    pthread_cond_timedwait(&ck->done_cv, &ck->mu, &ts) != ETIMEDOUT)
-			;
-	}
-	pthread_mutex_unlock(&ck->mu);
-}
-
-static void
-ckpt_stop(struct ckpt *ck)
-{
-	if (!ck->running)
-		return;
-	pthread_mutex_lock(&ck->mu);
-	ck->stop = true;
-	pthread_cond_signal(&ck->cv);
-	pthread_mutex_unlock(&ck->mu);
-	pthread_join(ck->thread, NULL);
-	ck->running = false;
-	sqlite3_close(ck->db);
-	ck->db = NULL;
-	pthread_mutex_destroy(&ck->mu);
-	pthread_cond_destroy(&ck->cv);
-	pthread_cond_destroy(&ck->done_cv);
-}
-
-/*
- * Turns SQLite's own checkpoints (inside the committing transaction, which
- * every request of the batch waits on) off for c, and starts the
- * checkpointer on a connection of its own.  -1 with err on failure.
- */
-static int
-ckpt_start(struct store_conn *c, const char *path, char *err, size_t errlen)
-{
-	struct ckpt *ck = &c->ck;
-
-	if ((ck->db = store_connect(path, SQLITE_OPEN_READWRITE, err, errlen)) == NULL)
-		return -1;
-	/* A connection that has read nothing yet does not know it is WAL:
-	 * its checkpoints would do nothing. */
-	if (exec_sql(ck->db, "PRAGMA journal_mode = WAL", err, errlen) == -1) {
-		sqlite3_close(ck->db);
-		ck->db = NULL;
-		return -1;
-	}
-	pthread_mutex_init(&ck->mu, NULL);
-	pthread_cond_init(&ck->cv, NULL);
-	pthread_cond_init(&ck->done_cv, NULL);
-	if (pthread_create(&ck->thread, NULL, ckpt_main, ck) != 0) {
-		snprintf(err, errlen, "cannot start the checkpointer thread");
-		sqlite3_close(ck->db);
-		ck->db = NULL;
-		return -1;
-	}
-	ck->running = true;
-	/* Replaces wal_autocheckpoint's hook: SQLite checkpoints no more. */
-	sqlite3_wal_hook(c->db, ckpt_wal_hook, ck);
-	return 0;
-}
-
 static void
 store_sqlite_set_lock_wait(struct store_conn *c, int ms)
 {
@@ -957,13 +789,28 @@ store_sqlite_set_lock_wait(struct store_conn *c, int ms)
 static int
 store_sqlite_begin(struct store_conn *c)
 {
-	ckpt_bound(&c->ck);
-	return code(c, run(c, ST_BEGIN));
+	sqlite3_stmt *st = c->st[ST_PR_ANY_UNKNOWN];
+	int rc;
+
+	store_ckpt_bound(&c->ck);
+	c->outcome_added = false;
+	if ((rc = run(c, ST_BEGIN)) != SQLITE_OK)
+		return code(c, rc);
+	rc = sqlite3_step(st);
+	/* An error: look every time, as before. */
+	c->unknown_reqs = rc != SQLITE_DONE;
+	sqlite3_reset(st);
+	return 0;
 }
 
 static int
 store_sqlite_commit(struct store_conn *c)
 {
+	int rc;
+
+	if (c->outcome_added && (rc = run(c, ST_SEQ_SAVE)) != SQLITE_OK)
+		return code(c, rc);
+	c->outcome_added = false;
 	return code(c, run(c, ST_COMMIT));
 }
 
@@ -1044,7 +891,7 @@ store_sqlite_close(struct store_conn *c)
 {
 	if (c == NULL)
 		return;
-	ckpt_stop(&c->ck);
+	store_ckpt_stop(&c->ck);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(c->st[i]);
 	if (c->db != NULL)
@@ -1057,6 +904,7 @@ store_sqlite_open(const char *path, const struct store_params *params, char *err
     size_t errlen)
 {
 	struct store_conn *c;
+	sqlite3 *ck;
 	char pragma[64];
 
 	if (stmt_sql[ST_PAY_UPSERT] == NULL && pay_sql() == -1) {
@@ -1083,13 +931,14 @@ store_sqlite_open(const char *path, const struct store_params *params, char *err
 	    exec_sql(c->db, "PRAGMA temp_store = MEMORY", err, errlen) == -1 ||
 	    /*
 	     * A bounded WAL: checkpointed from 4 MiB on by the checkpointer
-	     * (ckpt_start()), and the file cut back to WAL_LIMIT when it
+	     * (store_ckpt_start()), and the file cut back to WAL_LIMIT when it
 	     * starts over, so that it never holds more than a few MiB of a
 	     * disk that may be small.
 	     */
 	    exec_sql(c->db, "PRAGMA journal_size_limit = " WAL_LIMIT, err, errlen) == -1 ||
 	    migrate(c->db, err, errlen) == -1 ||
-	    ckpt_start(c, path, err, errlen) == -1)
+	    (ck = store_connect(path, SQLITE_OPEN_READWRITE, err, errlen)) == NULL ||
+	    store_ckpt_start(&c->ck, c->db, ck, err, errlen) == -1)
 		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
 		if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -1105,15 +954,18 @@ fail:
 	return NULL;
 }
 
-/* The seq counter survives pruning: AUTOINCREMENT keeps it in sqlite_sequence. */
+/*
+ * The seq counter survives pruning: outcome_seq keeps the highest seq ever
+ * committed (sql/004_lean_rows.sql), whatever retention deleted since.
+ */
 static int64_t
 store_sqlite_last_seq(struct store_conn *c)
 {
 	sqlite3_stmt *st;
 	int64_t seq = -1;
 
-	if (sqlite3_prepare_v2(c->db, "SELECT max(coalesce((SELECT seq FROM sqlite_sequence "
-	    "WHERE name = 'outcomes'), 0), coalesce((SELECT max(seq) FROM outcomes), 0))",
+	if (sqlite3_prepare_v2(c->db, "SELECT max(coalesce((SELECT seq FROM outcome_seq "
+	    "WHERE one = 1), 0), coalesce((SELECT max(seq) FROM outcomes), 0))",
 	    -1, &st, NULL) != SQLITE_OK) {
 		log_warnx("database: reading the outcome counter: %s",
 		    sqlite3_errmsg(c->db));

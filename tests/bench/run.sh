@@ -32,6 +32,9 @@
 #   latency    light load (BENCH_LAT_N (200) events at BENCH_LAT_RATE (50)/s,
 #           one at a time): 200 -> event-log line, 200 -> subscriber line
 #           (BENCH_LAT=0 skips)
+# Engine (BENCH_ENGINE=0 skips): build/enginebench, the SQLite engine alone
+#   (40,000 events in batches of 50, synchronous=full, no HTTP): the writer's
+#   CPU per event without the other threads, the median of 3 runs.
 # BENCH_BARE=0 skips the bare server, BENCH_INGEST=0 full-32 and full-128;
 # BENCH_IDS=random scatters the ids.
 # BENCH_DIR=DIR puts the files there (kept); BENCH_KEEP=1 keeps the temp dir.
@@ -266,7 +269,7 @@ cpu_split() {
 	    { cpu[$2] += $3 - b[$1]; wb[$2] += $4 }
 	    END { for (r in cpu) printf "%s %.1f\n", r, n ? cpu[r] * us / n : 0 }' "$before" "$after")
 	echo "  CPU µs per stored event by thread:" \
-	    "$(for k in writer checkpointer http eventlog control main other; do
+	    "$(for k in writer checkpointer http http-resumer eventlog control main other; do
 		[ -n "${R[$name.cpu.$k]:-}" ] && printf '%s %s, ' "$k" "${R[$name.cpu.$k]}"; done)" \
 	    "all ${R[$name.cpu_us]}"
 	# The roles are guessed from creation order: the writer writes the WAL,
@@ -459,6 +462,23 @@ sinks() {
 	daemon_stop subscribe "$dir"
 }
 
+# The SQLite engine alone (tests/bench/enginebench.c), when it was built.
+engine() {
+	local i out writer_us=0 process_us=0 wall_us=0 bytes=0 all=
+	[ -x "$BUILD/enginebench" ] || return
+	echo "== engine: build/enginebench -s 2, 3 runs"
+	for i in 1 2 3; do
+		rm -rf "$top/engine"; mkdir -p "$top/engine"
+		out=$("$BUILD/enginebench" -s 2 "$top/engine" 2>/dev/null) ||
+		    { fail "enginebench failed"; return; }
+		printf '%s\n' "$out" | grep -v RESULT | sed 's/^/  /'
+		eval "$(printf '%s\n' "$out" | sed -n 's/^RESULT //p')"
+		all="$all $writer_us"
+		R[engine.bytes]=$bytes
+	done
+	R[engine.writer]=$(printf '%s\n' $all | sort -n | sed -n 2p)
+}
+
 # The summary: one row per figure, the daemon beside its reference.
 row() { printf '%-40s %13s %13s  %-24s %s\n' "$@"; }
 v() { echo "${R[$1]:--}"; }
@@ -483,11 +503,13 @@ summary() {
 	row "latency max ms" "$(v full-$lo.max)" "$(v full-$hi.max)" "" ""
 	row "CPU us per stored event" "$(v full-$lo.cpu_us)" "$(v full-$hi.cpu_us)" \
 	    "bare $(v bare-$lo.cpu_us) / $(v bare-$hi.cpu_us) per req" "<= 45"
-	for k in writer checkpointer http eventlog control main other; do
+	for k in writer checkpointer http http-resumer eventlog control main other; do
 		[ -n "${R[full-$lo.cpu.$k]:-}${R[full-$hi.cpu.$k]:-}" ] || continue
 		row "  $k thread(s)" "$(v full-$lo.cpu.$k)" "$(v full-$hi.cpu.$k)" \
 		    "$([ $k = http ] && echo "HMAC+parse ~4 us")" "$([ $k = writer ] && echo "<= 15")"
 	done
+	row "  SQLite engine alone, writer us" "$(v engine.writer)" "" \
+	    "enginebench, median of 3" ""
 	row "writer busy, % of the run" "$(v full-$lo.busy)" "$(v full-$hi.busy)" "" ""
 	row "  ms per commit" "$(v full-$lo.ms_commit)" "$(v full-$hi.ms_commit)" "" ""
 	row "  jobs per commit" "$(v full-$lo.per_commit)" "$(v full-$hi.per_commit)" "" ""
@@ -521,6 +543,7 @@ if [ "${BENCH_INGEST:-1}" = 1 ]; then
 	ingest "full-$CONNS" full "$CONNS" -d "$SECS" -n "$POOL"
 	ingest "full-$CONNS_HIGH" full "$CONNS_HIGH" -d "$SECS" -n "$POOL"
 fi
+[ "${BENCH_ENGINE:-1}" = 1 ] && engine
 [ "${BENCH_SINGLE:-1}" = 1 ] && ingest full-1 full 1 -d "$SINGLE_SECS" -n 50000
 [ "${BENCH_NORMAL:-1}" = 1 ] && ingest "normal-$CONNS" normal "$CONNS" -d "$SECS" -n "$POOL"
 [ "${BENCH_SINKS:-1}" = 1 ] && sinks

@@ -869,6 +869,44 @@ test_outcome_escaping(void **state)
 	payment_release(&p);
 }
 
+/*
+ * The line is printed without cJSON: it must be what cJSON prints for the
+ * same object, byte for byte (same escapes for every control byte, quotes,
+ * backslashes, UTF-8 as it is; no spaces), so that lines stored before and
+ * after the change look alike.  Reparsing and reprinting with cJSON is the
+ * reference.
+ */
+static void
+test_outcome_as_cjson_prints(void **state)
+{
+	char nasty[64];
+	struct payment p;
+	cJSON *o;
+	char *s, *again;
+	int k = 0;
+
+	(void)state;
+	for (int c = 1; c < 32; c++)
+		nasty[k++] = (char)c;
+	memcpy(nasty + k, "\"\\/\xc3\xa9\x7f z", 9);
+	bare_payment(&p, PAY_AUTHORIZED);
+	p.reference = xdup(nasty);
+	p.brand = xdup("");
+	p.livemode = 1;
+	p.has_amount = true;
+	p.amount = -12345;
+	s = payment_outcome_json(&p, PAY_PENDING, 77, nasty, "webhook", "o", NULL);
+	assert_non_null(s);
+	o = parse_outcome(s);
+	assert_key_str(o, "reference", nasty);
+	again = cJSON_PrintUnformatted(o);
+	assert_string_equal(s, again);
+	cJSON_free(again);
+	cJSON_Delete(o);
+	free(s);
+	payment_release(&p);
+}
+
 /* Outcome of a real apply: previousStatus from the decision. */
 static void
 test_outcome_after_capture(void **state)
@@ -1200,6 +1238,7 @@ main(void)
 		cmocka_unit_test(test_outcome_type_per_status),
 		cmocka_unit_test(test_outcome_livemode),
 		cmocka_unit_test(test_outcome_escaping),
+		cmocka_unit_test(test_outcome_as_cjson_prints),
 		cmocka_unit_test(test_outcome_after_capture),
 		cmocka_unit_test(test_outcome_large_amount_exact),
 		cmocka_unit_test(test_table_spelling),

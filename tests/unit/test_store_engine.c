@@ -34,6 +34,7 @@
 #include "payment.h"
 #include "store.h"
 #include "store_engine.h"
+#include "store_int.h"
 #include "util.h"
 
 /* The fake engine. */
@@ -742,6 +743,156 @@ test_sqlite_wal_bounded(void **state)
 	assert_true(biggest <= 9 * 1024 * 1024);
 }
 
+static void
+exec_ok(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+}
+
+static int64_t
+query_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * A version 3 database (payments with a rowid, outcomes with AUTOINCREMENT
+ * whose newest rows were pruned) migrates in place: every row stays, the
+ * counter keeps the pruned seqs (the next outcome is 6, not 4), and it
+ * keeps counting after the next commit and another prune.
+ */
+static void
+test_sqlite_migrate_from_v3(void **state)
+{
+	static const char body[] = "{\"id\":\"evt_9\",\"type\":\"terminal_payment.completed\","
+	    "\"data\":{\"object\":{\"id\":\"tpay_1\",\"status\":\"completed\"}}}";
+	const struct store_engine *e = &store_sqlite_engine;
+	struct store_params params = { .synchronous = 1 };
+	struct db *d = *state;
+	struct store_ingest in;
+	struct store_conn *c;
+	sqlite3 *db;
+	char err[256];
+
+	assert_int_equal(sqlite3_open(d->path, &db), SQLITE_OK);
+	exec_ok(db, "PRAGMA journal_mode = WAL");
+	for (int v = 0; v < 3; v++)
+		exec_ok(db, sql_migrations[v]);
+	exec_ok(db, "PRAGMA user_version = 3;"
+	    "INSERT INTO payments (id, status, updated_at, reference) VALUES "
+	    "('tpay_1', 'pending', '2026-01-01T00:00:00.000Z', 'r1'), "
+	    "('tpay_2', 'completed', '2026-01-01T00:00:01.000Z', 'r2');"
+	    "INSERT INTO outcomes (seq, payment_id, status, json, recorded_at) VALUES "
+	    "(1, 'tpay_2', 'completed', '{}', 'a'), (2, 'tpay_2', 'completed', '{}', 'a'), "
+	    "(3, 'tpay_2', 'completed', '{}', 'a'), (4, 'tpay_2', 'completed', '{}', 'a'), "
+	    "(5, 'tpay_2', 'completed', '{}', 'a');"
+	    "DELETE FROM outcomes WHERE seq >= 4;");
+	sqlite3_close(db);
+
+	assert_non_null(c = e->open(d->path, &params, err, sizeof(err)));
+	assert_int_equal(e->last_seq(c), 5);
+	assert_int_equal(e->begin(c), 0);
+	sqlite_ingest(c, body, 6, &in, 0);
+	assert_int_equal(in.result, INGEST_ACCEPTED);
+	assert_int_equal(in.seq, 6);
+	assert_int_equal(e->commit(c), 0);
+	e->close(c);
+
+	assert_int_equal(query_int(d->path, "PRAGMA user_version"), 4);
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM payments"), 2);
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM payments "
+	    "WHERE id = 'tpay_1' AND status = 'completed' AND reference = 'r1'"), 1);
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM outcomes"), 4);
+	assert_int_equal(query_int(d->path, "SELECT seq FROM outcome_seq"), 6);
+	/* WITHOUT ROWID, and no AUTOINCREMENT counter left behind. */
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM sqlite_schema WHERE "
+	    "name = 'payments' AND sql LIKE '%WITHOUT ROWID%'"), 1);
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM sqlite_sequence "
+	    "WHERE name = 'outcomes'"), 0);
+
+	/* Retention deletes the newest outcome: its seq is still never reused. */
+	assert_int_equal(sqlite3_open(d->path, &db), SQLITE_OK);
+	exec_ok(db, "DELETE FROM outcomes WHERE seq >= 3");
+	sqlite3_close(db);
+	assert_non_null(c = e->open(d->path, &params, err, sizeof(err)));
+	assert_int_equal(e->last_seq(c), 6);
+	e->close(c);
+}
+
+/*
+ * Events look for an unknown pay request to resolve only while one may
+ * exist: the engine reads that at the start of each transaction, and a
+ * request made unknown inside the transaction counts at once.
+ */
+static void
+test_sqlite_unknown_in_same_transaction(void **state)
+{
+	static const char body[] = "{\"id\":\"evt_u\",\"type\":\"terminal_payment.pending\","
+	    "\"data\":{\"object\":{\"id\":\"tpay_u\",\"status\":\"pending\",\"terminalId\":"
+	    "\"term_1\",\"reference\":\"ord_1\",\"amount\":700,\"createdAt\":"
+	    "\"2026-06-11T09:00:13Z\"}}}";
+	const struct store_engine *e = &store_sqlite_engine;
+	struct store_params params = { .synchronous = 1 };
+	struct pay_request rq = { .key = "k_u", .terminal_id = "term_1",
+	    .reference = "ord_1", .currency = "USD", .capture_method = "automatic",
+	    .amount = 700 }, out = { .key = NULL };
+	struct db *d = *state;
+	struct store_ingest in;
+	struct store_conn *c;
+	char err[256];
+
+	assert_non_null(c = e->open(d->path, &params, err, sizeof(err)));
+	assert_int_equal(e->begin(c), 0);
+	assert_true(e->pay_begin(c, &rq, &out, "2026-06-11T09:00:12.000Z") >= 0);
+	payreq_release(&out);
+	assert_int_equal(e->pay_set(c, "k_u", PR_UNKNOWN, "2026-06-11T09:00:12.000Z"), 0);
+	sqlite_ingest(c, body, 1, &in, 0);
+	assert_int_equal(in.result, INGEST_ACCEPTED);
+	assert_int_equal(e->commit(c), 0);
+	e->close(c);
+	assert_int_equal(query_int(d->path, "SELECT count(*) FROM pay_requests WHERE "
+	    "key = 'k_u' AND state = 'created' AND payment_id = 'tpay_u'"), 1);
+}
+
+/* The pending payments are read through the partial index, finals are not in it. */
+static void
+test_sqlite_pending_index(void **state)
+{
+	const struct store_engine *e = &store_sqlite_engine;
+	struct store_params params = { .synchronous = 1 };
+	struct db *d = *state;
+	struct store_conn *c;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char err[256], plan[512] = "";
+
+	assert_non_null(c = e->open(d->path, &params, err, sizeof(err)));
+	e->close(c);
+	assert_int_equal(sqlite3_open(d->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM payments "
+	    "WHERE status IN ('pending', 'processing') AND updated_at <= ?1 "
+	    "ORDER BY updated_at, id LIMIT 10", -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		strncat(plan, (const char *)sqlite3_column_text(st, 3),
+		    sizeof(plan) - strlen(plan) - 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_non_null(strstr(plan, "payments_open"));
+}
+
 int
 main(void)
 {
@@ -758,6 +909,12 @@ main(void)
 		    setup_db, teardown_db),
 		cmocka_unit_test_setup_teardown(test_sqlite_wal_bounded, setup_db,
 		    teardown_db),
+		cmocka_unit_test_setup_teardown(test_sqlite_migrate_from_v3, setup_db,
+		    teardown_db),
+		cmocka_unit_test_setup_teardown(test_sqlite_pending_index, setup_db,
+		    teardown_db),
+		cmocka_unit_test_setup_teardown(test_sqlite_unknown_in_same_transaction,
+		    setup_db, teardown_db),
 	};
 
 	log_init(0);
