@@ -14,6 +14,15 @@
 #include "store.h"
 #include "store_pg_int.h"
 
+/* The server's NOTICEs ("relation already exists, skipping") are for
+ * debugging: libpq would write them to stderr. */
+static void
+notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("database: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 PGconn *
 store_pg_connect(const char *where, const struct store_params *params,
     const char *role, char *err, size_t errlen)
@@ -55,6 +64,7 @@ store_pg_connect(const char *where, const struct store_params *params,
 		PQfinish(pg);
 		return NULL;
 	}
+	PQsetNoticeProcessor(pg, notice, NULL);
 	return pg;
 }
 
