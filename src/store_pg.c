@@ -832,6 +832,7 @@ pg_begin(struct store_conn *c)
 	/* Within the second: error() still says why the last attempt failed. */
 	if (!connected(c) && (util_mono_ms() < c->retry_ms || reconnect(c) != 0))
 		return STORE_E_TXN;
+	abandon(c);	/* never carry on a transaction left open */
 	if ((rc = lock_counter(c, c->lock_wait_ms)) == 0 || connected(c))
 		return rc;
 	if (reconnect(c) != 0)

@@ -234,10 +234,20 @@ test_pg_ingest(void **state)
 	assert_int_equal(e->rollback(c), 0);
 	assert_int_equal(e->rollback(c), 0);		/* none open: harmless */
 	assert_int_equal(e->last_seq(c), 2);
+	/* A failed transaction never rolled back is not carried on by begin(). */
+	assert_int_equal(e->begin(c), 0);
+	ingest(c, "evt_5", "tpay_5", "completed", NULL, 3, &in, 0);
+	assert_int_equal(e->dead_letter(c, NULL, 1, 3, "x", NOW), STORE_E_JOB);
+	assert_int_equal(e->begin(c), 0);
+	ingest(c, "evt_6", "tpay_6", "completed", NULL, 3, &in, 0);
+	assert_int_equal(in.seq, 3);
+	assert_int_equal(e->commit(c), 0);
+	assert_int_equal(q(t->admin, "SELECT count(*) FROM " SCHEMA ".events WHERE "
+	    "id = 'evt_5'"), 0);
 
-	assert_int_equal(q(t->admin, "SELECT count(*) FROM " SCHEMA ".events"), 4);
-	assert_int_equal(q(t->admin, "SELECT amount FROM " SCHEMA ".payments"),
-	    9007199254740993LL);
+	assert_int_equal(q(t->admin, "SELECT count(*) FROM " SCHEMA ".events"), 5);
+	assert_int_equal(q(t->admin, "SELECT amount FROM " SCHEMA ".payments WHERE "
+	    "id = 'tpay_1'"), 9007199254740993LL);
 	assert_int_equal(q(t->admin, "SELECT count(*) FROM " SCHEMA ".payments WHERE "
 	    "status = 'completed' AND last_event_id = 'evt_3'"), 1);
 	assert_int_equal(q(t->admin, "SELECT count(*) FROM " SCHEMA ".outcomes WHERE "
