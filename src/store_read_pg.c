@@ -117,12 +117,14 @@ pg_reader_open(const char *dsn, const char *password, char *err, size_t errlen)
 	/*
 	 * dsn first: the keywords after it take precedence over its own.  A
 	 * NULL password is skipped by libpq: its own (PGPASSFILE, ...) applies.
+	 * Keepalives and the TCP user timeout (ms) notice a peer that vanished
+	 * (a failover, a cable) instead of waiting on it for many minutes.
 	 */
 	const char *keys[] = { "dbname", "application_name", "connect_timeout",
 	    "keepalives", "keepalives_idle", "keepalives_interval",
-	    "keepalives_count", "password", NULL };
+	    "keepalives_count", "tcp_user_timeout", "password", NULL };
 	const char *vals[] = { dsn, "vinr-webhookd-reader", "5", "1", "30", "10",
-	    "3", password, NULL };
+	    "3", "15000", password, NULL };
 	PQconninfoOption *opts;
 	struct store_rconn *c;
 	char *perr = NULL;
