@@ -831,7 +831,7 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 	ctl->gw = p->gateway;
 	if ((ctl->io = control_io_open(p->path, p->mode, control_event, ctl, err,
 	    errlen)) == NULL ||
-	    (ctl->reader = store_reader_open(store_path(p->store), err, errlen)) == NULL ||
+	    (ctl->reader = store_reader_open(p->store, err, errlen)) == NULL ||
 	    (ctl->blk = control_block_new(p->store, ctl->reader, err, errlen)) == NULL)
 		goto fail;
 	control_io_set_idle(ctl->io, 1000LL * p->idle_timeout);

@@ -477,7 +477,7 @@ gateway_start(const struct gateway_params *p, char *err, size_t errlen)
 		goto fail;
 	}
 	if ((g->api = vinr_api_new(p->api_base, err, errlen)) == NULL ||
-	    (g->reader = store_reader_open(store_path(p->store), err, errlen)) == NULL)
+	    (g->reader = store_reader_open(p->store, err, errlen)) == NULL)
 		goto fail;
 	vinr_api_set_timeout(g->api, p->timeout_s);
 	if (vinr_api_set_key(g->api, p->api_key) == -1) {

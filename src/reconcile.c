@@ -377,7 +377,7 @@ reconcile_main(void *arg)
 	char err[256];
 	int64_t next_round = 0;
 
-	if ((r->reader = store_reader_open(store_path(r->store), err, sizeof(err))) == NULL)
+	if ((r->reader = store_reader_open(r->store, err, sizeof(err))) == NULL)
 		log_warnx("reconciler: %s: stopped", err);
 	pthread_mutex_lock(&r->mu);
 	while (!r->stopping && r->reader != NULL) {

@@ -345,7 +345,7 @@ sink_start(struct store *store, const struct sink_ops *ops, void *impl,
 	s->p = *p;
 	s->store = store;
 	s->efd = -1;
-	if ((s->reader = store_reader_open(store_path(store), err, errlen)) == NULL)
+	if ((s->reader = store_reader_open(store, err, errlen)) == NULL)
 		goto fail;
 	if ((cur = store_reader_cursor(s->reader, ops->name)) < 0) {
 		snprintf(err, errlen, "%s: cannot read its cursor", ops->name);

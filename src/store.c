@@ -128,6 +128,7 @@ const double store_batch_bounds[STORE_HIST_BUCKETS] = {
 
 struct store {
 	char			*path;
+	char			*password;	/* a copy, wiped at free; NULL: none */
 	const struct store_engine *eng;
 	struct store_conn	*db;		/* writer thread only, once started */
 
@@ -181,6 +182,11 @@ store_open_engine(const struct store_engine *engine, const char *where,
 	util_cond_init(&s->work_cv);
 	s->tail = &s->head;
 	s->eng = engine;
+	if (params->password != NULL &&
+	    (s->password = strdup(params->password)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if ((s->db = engine->open(where, params, err, errlen)) == NULL)
 		goto fail;
 	if ((last = engine->last_seq(s->db)) < 0) {
@@ -933,6 +939,18 @@ store_path(struct store *s)
 	return s->path;
 }
 
+const struct store_engine *
+store_engine_of(struct store *s)
+{
+	return s->eng;
+}
+
+const char *
+store_password(struct store *s)
+{
+	return s->password;
+}
+
 void
 store_stop(struct store *s)
 {
@@ -957,6 +975,10 @@ store_free(struct store *s)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->work_cv);
 	free(s->path);
+	if (s->password != NULL) {
+		explicit_bzero(s->password, strlen(s->password));
+		free(s->password);
+	}
 	free(s);
 }
 

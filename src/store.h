@@ -233,7 +233,14 @@ int64_t		 store_last_seq(struct store *);
  */
 bool		 store_healthy(struct store *, const char **reason);
 
-/* Where it was opened (the path, for read connections). */
+/*
+ * For read connections (store_reader_open()): where it was opened (the
+ * SQLite file, or the PostgreSQL DSN: never log it), its engine, and the
+ * password it was given (NULL for none), a copy the store wipes at
+ * store_free().  Valid until store_free(); never log the password.
+ */
 const char	*store_path(struct store *);
+const struct store_engine *store_engine_of(struct store *);
+const char	*store_password(struct store *);
 
 #endif

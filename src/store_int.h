@@ -1,8 +1,9 @@
 /*
  * store_int.h - what the SQLite engine (store_sqlite.c, the writer's side)
- * and store_read.c (the readers' side) share: the connection, the
+ * and store_read_sqlite.c (the readers' side) share: the connection, the
  * migrations, the payment columns and the code that turns a row into a
- * struct payment.  Not for other modules: store.c knows no SQLite.
+ * struct payment.  store_read_pg.c takes only the column lists.  Not for
+ * other modules: store.c knows no SQLite.
  */
 #ifndef VINR_STORE_INT_H
 #define VINR_STORE_INT_H

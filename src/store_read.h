@@ -1,9 +1,12 @@
 /*
  * store_read.h - a read connection to the database, for one thread.
  *
- * Sinks and the control socket each open their own: WAL lets them read a
- * consistent snapshot while the writer commits.  Never share one between
- * threads.
+ * Sinks and the control socket each open their own, of the store's engine
+ * (SQLite: WAL lets them read while the writer commits; PostgreSQL: a
+ * connection of their own, which reconnects by itself).  Every call reads
+ * one snapshot: a batch being committed is seen whole or not at all.  A
+ * call that fails (-1 or NULL) may be tried again later.  Never share one
+ * between threads.
  */
 #ifndef VINR_STORE_READ_H
 #define VINR_STORE_READ_H
@@ -18,10 +21,16 @@
 /* The most rows find, pending and dead return. */
 #define STORE_READ_MAX	10000
 
+struct store;
 struct store_reader;
 
-/* NULL with a message in err on failure.  Free with store_reader_free(). */
-struct store_reader	*store_reader_open(const char *path, char *err, size_t errlen);
+/*
+ * A read connection to where store was opened, with its engine (and, for
+ * PostgreSQL, its password).  NULL with a message in err on failure (never
+ * the DSN or the password).  Free with store_reader_free(); it does not
+ * need the store once open.
+ */
+struct store_reader	*store_reader_open(struct store *, char *err, size_t errlen);
 void			 store_reader_free(struct store_reader *);
 
 /*

@@ -38,7 +38,7 @@ setup(void **state)
 	}
 	if (store_start(f->store) == -1)
 		return -1;
-	if ((f->reader = store_reader_open(f->path, err, sizeof(err))) == NULL)
+	if ((f->reader = store_reader_open(f->store, err, sizeof(err))) == NULL)
 		return -1;
 	*state = f;
 	return 0;
