@@ -30,7 +30,15 @@ struct leader {
 	atomic_bool		 stopping;
 	atomic_bool		 leading;
 	_Atomic int64_t		 tick_ms;
+	int64_t			 rejoin_ms;	/* no competing before this */
 };
+
+/*
+ * After losing the lock, competing again waits longer than the others' one
+ * second between tries: a survivor takes over rather than the instance
+ * whose connection just failed.
+ */
+#define REJOIN_MS	2500
 
 bool
 leader_is_leader(struct leader *l)
@@ -73,6 +81,7 @@ lose(struct leader *l, const char *why)
 	if (atomic_exchange(&l->leading, false)) {
 		l->p.on_lose(l->p.arg);
 		log_info("lost leadership (%s): hook and reconciler stopped", why);
+		l->rejoin_ms = util_mono_ms() + REJOIN_MS;
 	}
 	if (l->conn != NULL) {
 		PQfinish(l->conn);
@@ -121,6 +130,10 @@ leader_main(void *arg)
 
 	while (!atomic_load(&l->stopping)) {
 		atomic_store(&l->tick_ms, util_mono_ms());
+		if (util_mono_ms() < l->rejoin_ms) {
+			nap(l, (int)(l->rejoin_ms - util_mono_ms()));
+			continue;
+		}
 		if (l->conn == NULL) {
 			l->conn = pg_conn_open(l->p.dsn, l->p.password, l->p.takeover,
 			    "vinr-webhookd leader", err, sizeof(err));

@@ -8,6 +8,13 @@
 #include "pg_conn.h"
 #include "util.h"
 
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 PGconn *
 pg_conn_open(const char *dsn, const char *password, int takeover_s,
     const char *app, char *err, size_t errlen)
@@ -45,6 +52,8 @@ pg_conn_open(const char *dsn, const char *password, int takeover_s,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	/* libpq would print the server's notices to stderr, unprefixed. */
+	PQsetNoticeProcessor(conn, quiet, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s", PQerrorMessage(conn));
 		err[strcspn(err, "\n")] = '\0';
