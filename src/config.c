@@ -655,6 +655,24 @@ key_unset(struct config *c, const struct key *k, char *why, size_t whylen)
 	return 0;
 }
 
+/* The kinds of [storage] for postgres (SPEC §8). */
+static int
+key_set_storage(struct config *c, const struct key *k, const char *v, char *why,
+    size_t whylen)
+{
+	if (k->kind == K_BACKEND)
+		return config_parse_backend(v, FIELD(c, k->off, enum storage_backend),
+		    why, whylen);
+	if ((k->kind == K_DSN ? config_parse_dsn(v, why, whylen) :
+	    config_parse_instance(v, why, whylen)) == -1)
+		return -1;
+	if (set_string(FIELD(c, k->off, char *), v) == -1) {
+		util_seterr(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* A non-empty value.  Returns 0, or -1 with the reason in why. */
 static int
 key_set(struct config *c, const struct key *k, const char *v, char *why,
@@ -748,16 +766,9 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 	case K_RATE:
 		return config_parse_rate(v, FIELD(c, k->off, double), why, whylen);
 	case K_BACKEND:
-		return config_parse_backend(v, FIELD(c, k->off, enum storage_backend),
-		    why, whylen);
 	case K_DSN:
 	case K_INSTANCE:
-		if ((k->kind == K_DSN ? config_parse_dsn(v, why, whylen) :
-		    config_parse_instance(v, why, whylen)) == -1)
-			return -1;
-		if (set_string(FIELD(c, k->off, char *), v) == -1)
-			goto oom;
-		return 0;
+		return key_set_storage(c, k, v, why, whylen);
 	}
 	util_seterr(why, whylen, "internal error: unknown kind");
 	return -1;
