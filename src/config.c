@@ -37,12 +37,11 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config_int.h"
 #include "util.h"
 
 #define MAX_BODY_LIMIT		(64 * 1024 * 1024)
 #define TEN_YEARS		(10LL * 365 * 86400)
-#define MAX_RPS_LIMIT		1000.0
 /* How much of a bad value an error message quotes. */
 #define QUOTE_MAX		64
 
@@ -60,7 +59,10 @@ enum kind {
 	K_BOOL,		/* true | false | yes | no | on | off | 1 | 0 */
 	K_EVENTS,	/* outcomes | all */
 	K_MODE,		/* octal file mode, at most 0777 */
-	K_RATE		/* double, 0 < x <= MAX_RPS_LIMIT */
+	K_RATE,		/* double, 0 < x <= CONFIG_MAX_RPS */
+	K_BACKEND,	/* sqlite | postgres */
+	K_DSN,		/* a libpq connection string without a password */
+	K_INSTANCE	/* [A-Za-z0-9._-], at most 64 */
 };
 
 struct key {
@@ -89,6 +91,10 @@ static const struct key keys[] = {
 	{ "storage",	"event_log",	K_STRING,	OFF(event_log),		0, 0 },
 	{ "storage",	"synchronous",	K_SYNC,		OFF(synchronous),	0, 0 },
 	{ "storage",	"retain_days",	K_INT,		OFF(retain_days),	0, 36500 },
+	{ "storage",	"backend",	K_BACKEND,	OFF(backend),		0, 0 },
+	{ "storage",	"dsn",		K_DSN,		OFF(dsn),		0, 0 },
+	{ "storage",	"instance",	K_INSTANCE,	OFF(instance),		0, 0 },
+	{ "storage",	"takeover",	K_INT,		OFF(takeover),		1, 3600 },
 	{ "forward",	"hook",		K_STRING,	OFF(hook),		0, 0 },
 	{ "forward",	"hook_timeout",	K_INT,		OFF(hook_timeout),	1, 86400 },
 	{ "forward",	"socket",	K_STRING,	OFF(socket),		0, 0 },
@@ -129,6 +135,7 @@ static const char *const sections[] = {
 static const size_t string_fields[] = {
 	OFF(file), OFF(listen), OFF(listen_host), OFF(http_path),
 	OFF(secret_file), OFF(public_key_file), OFF(database), OFF(event_log), OFF(hook), OFF(socket),
+	OFF(dsn), OFF(instance),
 	OFF(control_socket), OFF(api_base), OFF(api_key_file)
 };
 #define NSTRINGS	(sizeof(string_fields) / sizeof(string_fields[0]))
@@ -168,14 +175,8 @@ static const struct key *key_find(const char *, const char *);
 static int	 key_set(struct config *, const struct key *, const char *,
 		    char *, size_t);
 static int	 key_unset(struct config *, const struct key *, char *, size_t);
-static int	 parse_integer(const char *, long long, long long, long long *,
-		    char *, size_t);
-static int	 parse_listen(struct config *, const char *, char *, size_t);
-static int	 parse_http_path(const char *, char *, size_t);
-static int	 parse_url(const char *, char **, char *, size_t);
-static int	 parse_mode(const char *, mode_t *, char *, size_t);
-static int	 parse_rate(const char *, double *, char *, size_t);
 static int	 set_string(char **, const char *);
+static void	 storage_finish(struct parse *);
 
 /*
  * config_defaults() cannot report failure, and a NULL where a default belongs
@@ -206,6 +207,8 @@ defaults_scalars(struct config *c)
 	c->tolerance = 300;
 	c->synchronous = 2;
 	c->retain_days = 90;
+	c->backend = BACKEND_SQLITE;
+	c->takeover = 10;
 	c->hook_timeout = 30;
 	c->socket_ack = false;
 	c->max_attempts = 12;
@@ -598,6 +601,8 @@ key_unset(struct config *c, const struct key *k, char *why, size_t whylen)
 
 	switch (k->kind) {
 	case K_STRING:
+	case K_DSN:
+	case K_INSTANCE:
 		set_string(FIELD(c, k->off, char *), NULL);
 		return 0;
 	case K_REQUIRED:
@@ -640,8 +645,30 @@ key_unset(struct config *c, const struct key *k, char *why, size_t whylen)
 	case K_RATE:
 		*FIELD(c, k->off, double) = *FIELD(&d, k->off, double);
 		break;
+	case K_BACKEND:
+		*FIELD(c, k->off, enum storage_backend) =
+		    *FIELD(&d, k->off, enum storage_backend);
+		break;
 	default:
 		break;
+	}
+	return 0;
+}
+
+/* The kinds of [storage] for postgres (SPEC §8). */
+static int
+key_set_storage(struct config *c, const struct key *k, const char *v, char *why,
+    size_t whylen)
+{
+	if (k->kind == K_BACKEND)
+		return config_parse_backend(v, FIELD(c, k->off, enum storage_backend),
+		    why, whylen);
+	if ((k->kind == K_DSN ? config_parse_dsn(v, why, whylen) :
+	    config_parse_instance(v, why, whylen)) == -1)
+		return -1;
+	if (set_string(FIELD(c, k->off, char *), v) == -1) {
+		util_seterr(why, whylen, "out of memory");
+		return -1;
 	}
 	return 0;
 }
@@ -661,31 +688,31 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 			goto oom;
 		return 0;
 	case K_LISTEN:
-		return parse_listen(c, v, why, whylen);
+		return config_parse_listen(c, v, why, whylen);
 	case K_HTTP_PATH:
-		if (parse_http_path(v, why, whylen) == -1)
+		if (config_parse_http_path(v, why, whylen) == -1)
 			return -1;
 		if (set_string(FIELD(c, k->off, char *), v) == -1)
 			goto oom;
 		return 0;
 	case K_URL:
-		if (parse_url(v, &url, why, whylen) == -1)
+		if (config_parse_url(v, &url, why, whylen) == -1)
 			return -1;
 		free(*FIELD(c, k->off, char *));
 		*FIELD(c, k->off, char *) = url;
 		return 0;
 	case K_SIZE:
-		if (parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
+		if (config_parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
 			return -1;
 		*FIELD(c, k->off, size_t) = (size_t)n;
 		return 0;
 	case K_LONG:
-		if (parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
+		if (config_parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
 			return -1;
 		*FIELD(c, k->off, long) = (long)n;
 		return 0;
 	case K_INT:
-		if (parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
+		if (config_parse_integer(v, k->min, k->max, &n, why, whylen) == -1)
 			return -1;
 		*FIELD(c, k->off, int) = (int)n;
 		return 0;
@@ -735,9 +762,13 @@ key_set(struct config *c, const struct key *k, const char *v, char *why,
 		}
 		return 0;
 	case K_MODE:
-		return parse_mode(v, FIELD(c, k->off, mode_t), why, whylen);
+		return config_parse_mode(v, FIELD(c, k->off, mode_t), why, whylen);
 	case K_RATE:
-		return parse_rate(v, FIELD(c, k->off, double), why, whylen);
+		return config_parse_rate(v, FIELD(c, k->off, double), why, whylen);
+	case K_BACKEND:
+	case K_DSN:
+	case K_INSTANCE:
+		return key_set_storage(c, k, v, why, whylen);
 	}
 	util_seterr(why, whylen, "internal error: unknown kind");
 	return -1;
@@ -747,251 +778,30 @@ oom:
 }
 
 /*
- * A decimal integer in [min, max]: digits only (no sign, no spaces, no
- * trailing junk), checked for overflow.
+ * What [storage] needs as a whole, once the file is read: postgres needs a
+ * dsn, and an instance name (the host name when unset).  Errors name the
+ * backend's line.
  */
-static int
-parse_integer(const char *v, long long min, long long max, long long *out,
-    char *why, size_t whylen)
+static void
+storage_finish(struct parse *p)
 {
-	long long	 n;
-	char		*end;
+	struct config *c = p->c;
+	char host[256], why[256];
+	int line = p->seen[key_find("storage", "backend") - keys];
 
-	if (!isdigit((unsigned char)*v)) {
-		util_seterr(why, whylen, min >= 1 ? "not a positive integer" :
-		    "not a non-negative integer");
-		return -1;
-	}
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (*end != '\0') {
-		util_seterr(why, whylen, min >= 1 ? "not a positive integer" :
-		    "not a non-negative integer");
-		return -1;
-	}
-	if (errno == ERANGE || n < min || n > max) {
-		util_seterr(why, whylen, "out of range (%lld to %lld)", min, max);
-		return -1;
-	}
-	*out = n;
-	return 0;
-}
-
-/* host:port or [v6]:port, port 1..65535. */
-static int
-parse_listen(struct config *c, const char *v, char *why, size_t whylen)
-{
-	const char	*colon, *portstr;
-	char		*host = NULL, *listen = NULL, *pct;
-	char		 addr[INET6_ADDRSTRLEN + 64];
-	unsigned char	 buf[sizeof(struct in6_addr)];
-	long long	 port;
-	size_t		 hostlen;
-
-	if (*v == '[') {
-		const char *close = strchr(v, ']');
-
-		if (close == NULL) {
-			util_seterr(why, whylen, "missing ']' after an IPv6 address");
-			return -1;
-		}
-		if (close[1] != ':') {
-			util_seterr(why, whylen, "expected [address]:port");
-			return -1;
-		}
-		hostlen = (size_t)(close - v - 1);
-		if (hostlen == 0 || hostlen >= sizeof(addr)) {
-			util_seterr(why, whylen, "not an IPv6 address in brackets");
-			return -1;
-		}
-		memcpy(addr, v + 1, hostlen);
-		addr[hostlen] = '\0';
-		/* A zone ("%eth0") is allowed after the address. */
-		if ((pct = strchr(addr, '%')) != NULL) {
-			if (pct[1] == '\0') {
-				util_seterr(why, whylen, "empty IPv6 zone");
-				return -1;
-			}
-			*pct = '\0';
-		}
-		if (inet_pton(AF_INET6, addr, buf) != 1) {
-			util_seterr(why, whylen, "not an IPv6 address in brackets");
-			return -1;
-		}
-		portstr = close + 2;
-		host = strndup(v + 1, hostlen);
-	} else {
-		if ((colon = strrchr(v, ':')) == NULL) {
-			util_seterr(why, whylen, "expected host:port or [v6]:port");
-			return -1;
-		}
-		hostlen = (size_t)(colon - v);
-		if (hostlen == 0) {
-			util_seterr(why, whylen, "empty host "
-			    "(use 0.0.0.0 or [::] for every address)");
-			return -1;
-		}
-		if (memchr(v, ':', hostlen) != NULL) {
-			util_seterr(why, whylen, "an IPv6 address must be written "
-			    "in brackets: [v6]:port");
-			return -1;
-		}
-		if (strcspn(v, " \t[]") < hostlen) {
-			util_seterr(why, whylen, "not a host name or address");
-			return -1;
-		}
-		portstr = colon + 1;
-		host = strndup(v, hostlen);
-	}
-	if (host == NULL)
-		goto oom;
-	if (!isdigit((unsigned char)*portstr) ||
-	    strspn(portstr, "0123456789") != strlen(portstr)) {
-		util_seterr(why, whylen, "port is not a number");
-		free(host);
-		return -1;
-	}
-	errno = 0;
-	port = strtoll(portstr, NULL, 10);
-	if (errno == ERANGE || port < 1 || port > 65535) {
-		util_seterr(why, whylen, "port out of range (1 to 65535)");
-		free(host);
-		return -1;
-	}
-	if ((listen = strdup(v)) == NULL) {
-		free(host);
-		goto oom;
-	}
-	free(c->listen);
-	free(c->listen_host);
-	c->listen = listen;
-	c->listen_host = host;
-	c->listen_port = (unsigned short)port;
-	return 0;
-oom:
-	util_seterr(why, whylen, "out of memory");
-	return -1;
-}
-
-/*
- * The URL path that webhooks are posted to: absolute, something a request
- * line can carry, and not one of the daemon's own endpoints.
- */
-static int
-parse_http_path(const char *v, char *why, size_t whylen)
-{
-	const unsigned char	*s;
-
-	if (*v != '/') {
-		util_seterr(why, whylen, "must start with '/'");
-		return -1;
-	}
-	for (s = (const unsigned char *)v; *s != '\0'; s++) {
-		if (*s <= 0x20 || *s >= 0x7f || *s == '?' || *s == '#') {
-			util_seterr(why, whylen, "must not contain spaces, control "
-			    "characters, '?' or '#'");
-			return -1;
-		}
-	}
-	if (strcmp(v, "/healthz") == 0 || strcmp(v, "/metrics") == 0) {
-		util_seterr(why, whylen, "is reserved for the daemon itself");
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * http:// or https:// and a host; the scheme is stored in lower case, and one
- * trailing '/' is dropped so that "{api_base}/v1/..." has no double slash.
- */
-static int
-parse_url(const char *v, char **out, char *why, size_t whylen)
-{
-	const unsigned char	*s;
-	size_t			 skip, len;
-	char			*url;
-
-	if (strncasecmp(v, "https://", 8) == 0)
-		skip = 8;
-	else if (strncasecmp(v, "http://", 7) == 0)
-		skip = 7;
-	else {
-		util_seterr(why, whylen, "must start with http:// or https://");
-		return -1;
-	}
-	if (v[skip] == '\0' || v[skip] == '/') {
-		util_seterr(why, whylen, "no host after the scheme");
-		return -1;
-	}
-	for (s = (const unsigned char *)v; *s != '\0'; s++) {
-		if (*s <= 0x20 || *s >= 0x7f) {
-			util_seterr(why, whylen, "must not contain spaces or "
-			    "control characters");
-			return -1;
-		}
-	}
-	if ((url = strdup(v)) == NULL) {
-		util_seterr(why, whylen, "out of memory");
-		return -1;
-	}
-	for (len = 0; len < skip; len++)
-		url[len] = (char)tolower((unsigned char)url[len]);
-	len = strlen(url);
-	if (len > skip && url[len - 1] == '/')
-		url[len - 1] = '\0';
-	*out = url;
-	return 0;
-}
-
-/* Octal, like 0660 or 660, at most 0777. */
-static int
-parse_mode(const char *v, mode_t *out, char *why, size_t whylen)
-{
-	unsigned long	m = 0;
-	const char	*s;
-
-	if (*v == '\0' || strspn(v, "01234567") != strlen(v)) {
-		util_seterr(why, whylen, "not an octal file mode (like 0660)");
-		return -1;
-	}
-	for (s = v; *s != '\0'; s++) {
-		m = m * 8 + (unsigned long)(*s - '0');
-		if (m > 0777) {
-			util_seterr(why, whylen, "out of range (at most 0777)");
-			return -1;
-		}
-	}
-	*out = (mode_t)m;
-	return 0;
-}
-
-/* A plain positive decimal number (strtod), at most MAX_RPS_LIMIT. */
-static int
-parse_rate(const char *v, double *out, char *why, size_t whylen)
-{
-	double	 d;
-	char	*end;
-
-	/* No sign, no spaces, no hex, no "inf" or "nan". */
-	if ((!isdigit((unsigned char)*v) && *v != '.') ||
-	    strspn(v, "0123456789.eE+-") != strlen(v)) {
-		util_seterr(why, whylen, "not a positive number");
-		return -1;
-	}
-	errno = 0;
-	d = strtod(v, &end);
-	if (end == v || *end != '\0') {
-		util_seterr(why, whylen, "not a positive number");
-		return -1;
-	}
-	if (errno == ERANGE || !isfinite(d) || !(d > 0) ||
-	    d > MAX_RPS_LIMIT) {
-		util_seterr(why, whylen, "out of range (more than 0, at most %g)",
-		    MAX_RPS_LIMIT);
-		return -1;
-	}
-	*out = d;
-	return 0;
+	if (c->backend != BACKEND_POSTGRES)
+		return;
+	p->lineno = line;
+	if (c->dsn == NULL)
+		parse_error(p, "[storage] backend: postgres needs [storage] dsn");
+	if (c->instance != NULL)
+		return;
+	if (gethostname(host, sizeof(host)) == -1 || (host[sizeof(host) - 1] = '\0',
+	    config_parse_instance(host, why, sizeof(why)) == -1) || host[0] == '\0')
+		parse_error(p, "[storage] instance: unset, and the host name cannot "
+		    "be used as one (it %s): set it", host[0] == '\0' ? "is empty" : why);
+	else if (set_string(&c->instance, host) == -1)
+		parse_error(p, "[storage] instance: out of memory");
 }
 
 int
@@ -1017,6 +827,8 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	}
 
 	ret = ini_parse_stream(parse_reader, &p, parse_handler, &p);
+	if (ret == 0 && p.read_errno == 0)
+		storage_finish(&p);
 
 	if (p.errline != 0 && (ret <= 0 || ret >= p.errline))
 		util_seterr(err, errlen, "%s", p.all);

@@ -12,6 +12,11 @@
 
 #define CONFIG_DEFAULT_PATH	"/etc/vinr-webhookd/vinr-webhookd.conf"
 
+enum storage_backend {
+	BACKEND_SQLITE = 0,	/* [storage] database, one machine */
+	BACKEND_POSTGRES	/* [storage] dsn, several instances (SPEC §8) */
+};
+
 enum forward_events {
 	FORWARD_OUTCOMES = 0,	/* authorized, completed, failed, cancelled only */
 	FORWARD_ALL		/* every transition */
@@ -50,6 +55,11 @@ struct config {
 	char			*event_log;
 	int			 synchronous;	/* 2 = FULL, 1 = NORMAL (SQLite's numbers) */
 	int			 retain_days;
+	enum storage_backend	 backend;
+	char			*dsn;		/* postgres: required, never a password */
+	/* postgres: config_load() fills in the host name when unset */
+	char			*instance;
+	int			 takeover;	/* seconds */
 
 	/* [forward] */
 	char			*hook;

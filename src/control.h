@@ -66,6 +66,14 @@ struct control_params {
 	 * outlive the control: control_stop() waits for its answers.
 	 */
 	struct gateway	*gateway;
+	/*
+	 * postgres: this instance's name (copied).  The per-instance sinks
+	 * keep their cursors and dead letters as "eventlog@NAME" and
+	 * "socket@NAME" (SPEC §8); dead and replay show and take the plain
+	 * names, and other instances' dead letters are not listed.  NULL:
+	 * names are used as they are (sqlite).
+	 */
+	const char	*instance;
 };
 
 /*

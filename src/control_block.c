@@ -332,8 +332,8 @@ answer(struct control_req *rq, struct control_op *op)
 		break;
 	case B_REPLAY:
 		if (op->rc == 1)
-			control_block_error(rq, "not_found", "no dead letter %s %lld",
-			    op->id, (long long)op->seq);
+			control_block_error(rq, "not_found", "no dead letter %.*s %lld",
+			    (int)strcspn(op->id, "@"), op->id, (long long)op->seq);
 		else if (op->rc != 0)
 			control_block_error(rq, "internal",
 			    "storage unavailable: not replayed");

@@ -67,6 +67,7 @@ struct control {
 	void		*stats_arg;
 	const struct control_reconciler *rc;
 	struct gateway	*gw;		/* NULL: no API key */
+	char		*instance;	/* control_params: NULL with sqlite */
 	struct control_block *blk;
 	struct control_io *io;
 	bool		 stopped;
@@ -237,11 +238,41 @@ cmd_pending(struct control *ctl, struct client *cl, const cJSON *req)
 	reply_list(cl->rq, "payments", store_reader_pending(ctl->reader, (int64_t)s));
 }
 
+/* A dead letter's sink as users know it, or NULL when another instance's. */
+static const char *
+sink_shown(const struct control *ctl, const char *key, char *buf, size_t len)
+{
+	const char *at = strchr(key, '@');
+
+	if (ctl->instance == NULL || at == NULL)
+		return key;
+	if (strcmp(at + 1, ctl->instance) != 0 || (size_t)(at - key) >= len)
+		return NULL;
+	memcpy(buf, key, (size_t)(at - key));
+	buf[at - key] = '\0';
+	return buf;
+}
+
 static void
 cmd_dead(struct control *ctl, struct client *cl, const cJSON *req)
 {
+	cJSON *arr = store_reader_dead(ctl->reader), *d, *next, *s;
+	const char *name;
+	char buf[64];
+
 	(void)req;
-	reply_list(cl->rq, "dead", store_reader_dead(ctl->reader));
+	for (d = arr != NULL ? arr->child : NULL; d != NULL; d = next) {
+		next = d->next;
+		s = cJSON_GetObjectItemCaseSensitive(d, "sink");
+		if (!cJSON_IsString(s) || (name = sink_shown(ctl, s->valuestring, buf,
+		    sizeof(buf))) == s->valuestring)
+			continue;
+		if (name == NULL)
+			cJSON_Delete(cJSON_DetachItemViaPointer(arr, d));
+		else
+			cJSON_SetValuestring(s, name);
+	}
+	reply_list(cl->rq, "dead", arr);
 }
 
 static int
@@ -300,7 +331,14 @@ cmd_replay(struct control *ctl, struct client *cl, const cJSON *req)
 	}
 	if ((op = control_block_op_new(cl->rq, B_REPLAY)) == NULL)
 		return;
-	if ((op->id = strdup(sink)) == NULL) {
+	/* The per-instance sinks' key (see control_params). */
+	if (ctl->instance != NULL && (strcmp(sink, "eventlog") == 0 ||
+	    strcmp(sink, "socket") == 0)) {
+		if (asprintf(&op->id, "%s@%s", sink, ctl->instance) == -1)
+			op->id = NULL;
+	} else
+		op->id = strdup(sink);
+	if (op->id == NULL) {
 		control_block_op_free(op);
 		control_block_error(cl->rq, "internal", "out of memory");
 		return;
@@ -829,6 +867,10 @@ control_start(const struct control_params *p, char *err, size_t errlen)
 	ctl->stats_arg = p->stats_arg;
 	ctl->rc = p->reconciler;
 	ctl->gw = p->gateway;
+	if (p->instance != NULL && (ctl->instance = strdup(p->instance)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if ((ctl->io = control_io_open(p->path, p->mode, control_event, ctl, err,
 	    errlen)) == NULL ||
 	    (ctl->reader = store_reader_open(p->store, err, errlen)) == NULL ||
@@ -881,5 +923,6 @@ control_free(struct control *ctl)
 	control_io_free(ctl->io);
 	control_block_free(ctl->blk);
 	store_reader_free(ctl->reader);
+	free(ctl->instance);
 	free(ctl);
 }

@@ -352,15 +352,15 @@ secrets_keys_free(struct sig_key *keys, size_t nkeys)
 	free(keys);
 }
 
-int
-secrets_api_key(const char *file, char **key, const char **source, char *err,
-    size_t errlen)
+/* The first secret of file, else the credential, else the env variable. */
+static int
+secrets_api_key_from(const char *file, const char *credname, const char *envname,
+    char **key, const char **source, char *err, size_t errlen)
 {
 	struct secrets sec = { 0 };
 
 	*key = NULL;
-	if (secrets_load(&sec, file, "api-key", "VINR_API_KEY", source, err,
-	    errlen) == -1)
+	if (secrets_load(&sec, file, credname, envname, source, err, errlen) == -1)
 		return -1;
 	if (sec.n > 0) {
 		*key = sec.v[0];
@@ -368,6 +368,22 @@ secrets_api_key(const char *file, char **key, const char **source, char *err,
 	}
 	secrets_release(&sec);
 	return 0;
+}
+
+int
+secrets_api_key(const char *file, char **key, const char **source, char *err,
+    size_t errlen)
+{
+	return secrets_api_key_from(file, "api-key", "VINR_API_KEY", key, source, err,
+	    errlen);
+}
+
+int
+secrets_pg_password(char **password, const char **source, char *err,
+    size_t errlen)
+{
+	return secrets_api_key_from(NULL, "pg-password", "VINR_PG_PASSWORD", password,
+	    source, err, errlen);
 }
 
 void

@@ -66,7 +66,18 @@ void	secrets_keys_free(struct sig_key *keys, size_t nkeys);
  */
 int	secrets_api_key(const char *file, char **key, const char **source, char *err,
 	    size_t errlen);
-/* Wipes and frees a key from secrets_api_key().  NULL ok. */
+/* Wipes and frees a key from secrets_api_key() or secrets_pg_password().
+ * NULL ok. */
 void	secrets_key_free(char *key);
+
+/*
+ * The PostgreSQL password (SPEC §8): the "pg-password" credential, else
+ * $VINR_PG_PASSWORD; never a file of the configuration.  Returns 0 with
+ * *password (free with secrets_key_free()), or NULL when neither is set:
+ * then libpq's own sources (PGPASSFILE, ~/.pgpass) apply.  -1 with a
+ * message in err when the credential cannot be read.  *source as above.
+ */
+int	secrets_pg_password(char **password, const char **source, char *err,
+	    size_t errlen);
 
 #endif

@@ -33,6 +33,7 @@ struct line {
 
 struct sink {
 	const struct sink_ops	*ops;
+	char			*key;		/* cursor and dead letters: sink_params */
 	void			*impl;
 	struct sink_params	 p;
 	struct store		*store;
@@ -108,7 +109,7 @@ sink_failing(struct sink *s)
 static void
 count_dead(struct sink *s)
 {
-	int64_t n = store_reader_dead_count(s->reader, s->ops->name);
+	int64_t n = store_reader_dead_count(s->reader, s->key);
 
 	if (n >= 0)
 		atomic_store(&s->dead, n);
@@ -203,7 +204,7 @@ advance(struct sink *s, int64_t delivered)
 	if (s->ops->flush != NULL && s->ops->flush(s) == -1)
 		return false;
 	atomic_store(&s->cursor, delivered);
-	store_cursor_set(s->store, s->ops->name, delivered);
+	store_cursor_set(s->store, s->key, delivered);
 	return true;
 }
 
@@ -218,7 +219,7 @@ replay_dead(struct sink *s, char *err, size_t errlen)
 {
 	bool ok = true;
 
-	if (store_reader_replays(s->reader, s->ops->name, collect_replay, s) <= 0) {
+	if (store_reader_replays(s->reader, s->key, collect_replay, s) <= 0) {
 		drop_lines(s);
 		return true;
 	}
@@ -235,7 +236,7 @@ replay_dead(struct sink *s, char *err, size_t errlen)
 			ok = false;
 			break;
 		}
-		if (store_dead_delivered(s->store, s->ops->name, l->seq) == 0 && !l->skip)
+		if (store_dead_delivered(s->store, s->key, l->seq) == 0 && !l->skip)
 			log_info("%s: seq %lld replayed", s->ops->name, (long long)l->seq);
 	}
 	drop_lines(s);
@@ -307,7 +308,7 @@ sink_main(void *arg)
 			/* Everything before it must be saved first: the dead
 			 * letter moves the cursor past it. */
 			advance(s, delivered);
-			if (store_dead_letter(s->store, s->ops->name, l->seq, attempts,
+			if (store_dead_letter(s->store, s->key, l->seq, attempts,
 			    err) == -1) {
 				retry_at = util_mono_ms() + 1000;
 				break;
@@ -347,12 +348,18 @@ sink_start(struct store *store, const struct sink_ops *ops, void *impl,
 	s->efd = -1;
 	if ((s->reader = store_reader_open(store, err, errlen)) == NULL)
 		goto fail;
-	if ((cur = store_reader_cursor(s->reader, ops->name)) < 0) {
+	if ((s->key = strdup(p->cursor_key != NULL ? p->cursor_key : ops->name)) ==
+	    NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->p.cursor_key = s->key;
+	if ((cur = store_reader_cursor(s->reader, s->key)) < 0) {
 		snprintf(err, errlen, "%s: cannot read its cursor", ops->name);
 		goto fail;
 	}
 	atomic_store(&s->cursor, cur);
-	store_cursor_set(store, ops->name, cur);	/* registers it: retention */
+	store_cursor_set(store, s->key, cur);	/* registers it: retention */
 	count_dead(s);
 	sink_tick(s);
 	if ((s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
@@ -423,5 +430,6 @@ sink_free(struct sink *s)
 	if (s->efd != -1)
 		close(s->efd);
 	store_reader_free(s->reader);
+	free(s->key);
 	free(s);
 }

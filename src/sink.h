@@ -46,6 +46,12 @@ struct sink_params {
 	int		 max_attempts;	/* SINK_FAIL attempts before a dead letter */
 	int64_t		 fail_cap_ms;	/* backoff cap after SINK_FAIL (1 s doubling) */
 	int64_t		 down_cap_ms;	/* backoff cap after SINK_DOWN (1 s doubling) */
+	/*
+	 * The name of its cursor and dead letters in the database, copied;
+	 * NULL: ops->name.  With postgres the per-instance sinks use
+	 * "NAME@INSTANCE" (SPEC §8); what users see stays ops->name.
+	 */
+	const char	*cursor_key;
 };
 
 /*

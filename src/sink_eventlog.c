@@ -175,6 +175,7 @@ sink_eventlog_start(struct store *store, const struct sink_eventlog_params *ep,
 		.max_attempts = 1,
 		.fail_cap_ms = 30000,
 		.down_cap_ms = 30000,
+		.cursor_key = ep->cursor_key,
 	};
 	struct eventlog *el;
 	struct sink *s;

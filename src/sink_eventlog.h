@@ -14,6 +14,7 @@ struct store;
 /* What the event log needs of the configuration ([storage]). */
 struct sink_eventlog_params {
 	const char	*path;		/* the event log; created mode 0640 */
+	const char	*cursor_key;	/* NULL: "eventlog" (see sink_params) */
 };
 
 /*

@@ -243,6 +243,7 @@ sink_socket_start(struct store *store, const struct sink_socket_params *sp,
 		.max_attempts = sp->max_attempts,
 		.fail_cap_ms = 300000,
 		.down_cap_ms = 30000,
+		.cursor_key = sp->cursor_key,
 	};
 	struct sockaddr_un sun;
 	struct sock *k;

@@ -19,6 +19,7 @@ struct sink_socket_params {
 	bool		 ack;		/* wait for the consumer's ack of each line */
 	int		 max_attempts;	/* failed deliveries before a dead letter */
 	bool		 all_events;	/* every transition, or outcomes only */
+	const char	*cursor_key;	/* NULL: "socket" (see sink_params) */
 };
 
 /*

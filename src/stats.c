@@ -68,15 +68,20 @@ stats_take(const struct stats_source *src, struct stats *st)
 
 	memset(st, 0, sizeof(*st));
 	http_stats_get(atomic_load(&src->http), &st->webhooks);
-	st->nsinks = src->nsinks;
+	if (src->swap != NULL)
+		pthread_mutex_lock(src->swap);
 	for (int i = 0; i < src->nsinks; i++) {
-		struct stats_sink *s = &st->sinks[i];
+		struct stats_sink *s = &st->sinks[st->nsinks];
+		struct sink *k = src->sinks[i];
 
-		s->name = sink_name(src->sinks[i]);
-		s->cursor = sink_cursor(src->sinks[i]);
-		s->dead = sink_dead_letters(src->sinks[i]);
-		s->alive = sink_alive(src->sinks[i]);
-		s->failing = sink_failing(src->sinks[i]);
+		if (k == NULL)
+			continue;	/* not running here (not the leader) */
+		s->name = sink_name(k);
+		s->cursor = sink_cursor(k);
+		s->dead = sink_dead_letters(k);
+		s->alive = sink_alive(k);
+		s->failing = sink_failing(k);
+		st->nsinks++;
 	}
 	/* After the cursors: a cursor never passes the seq read after it. */
 	st->last_seq = store_last_seq(src->store);
@@ -86,11 +91,14 @@ stats_take(const struct stats_source *src, struct stats *st)
 		s->lag = st->last_seq > s->cursor ? st->last_seq - s->cursor : 0;
 	}
 	reconcile_stats_get(atomic_load(&src->reconciler), &st->reconciler);
+	st->leader = atomic_load(&src->leader);
 	gateway_stats_get(atomic_load(&src->gateway), &st->api);
 	st->control_clients = ctl != NULL ? control_clients(ctl) : 0;
 	store_metrics_get(src->store, &st->store);
 	st->uptime_s = (util_mono_ms() - src->started_ms) / 1000;
 	take_health(src, ctl, st);
+	if (src->swap != NULL)
+		pthread_mutex_unlock(src->swap);
 }
 
 /* A Prometheus histogram from per-bucket counts (the last is +Inf). */
@@ -175,6 +183,10 @@ stats_render_metrics(const struct stats *st)
 	/* For alerting on what /healthz says (config/vinr-webhookd-alerts.yml). */
 	fprintf(f, "# HELP vinr_healthy 1 when /healthz answers ok, else 0.\n"
 	    "# TYPE vinr_healthy gauge\nvinr_healthy %d\n", st->healthy ? 1 : 0);
+	if (st->leader != STATS_LEADER_NONE)
+		fprintf(f, "# HELP vinr_leader 1 while this instance runs the hook and "
+		    "the reconciler (postgres).\n# TYPE vinr_leader gauge\nvinr_leader %d\n",
+		    st->leader == STATS_LEADER_LEADER);
 	fprintf(f, "# HELP vinr_reconciler_paused 1 while VINR refuses the API key.\n"
 	    "# TYPE vinr_reconciler_paused gauge\nvinr_reconciler_paused %d\n",
 	    st->reconciler.state == RC_PAUSED ? 1 : 0);
@@ -256,6 +268,8 @@ stats_render_json(const struct stats *st)
 	jsonnum_add(r, "errors", (int64_t)st->api.errors);
 	jsonnum_add(r, "unknown", (int64_t)st->api.unknown);
 	jsonnum_add(cJSON_AddObjectToObject(o, "control"), "clients", st->control_clients);
+	if (st->leader != STATS_LEADER_NONE)
+		cJSON_AddBoolToObject(o, "leader", st->leader == STATS_LEADER_LEADER);
 	jsonnum_add(o, "uptimeSeconds", (int64_t)st->uptime_s);
 	return o;
 }

@@ -12,6 +12,8 @@
 #ifndef VINR_STATS_H
 #define VINR_STATS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,16 +31,28 @@
 struct control;
 struct sink;
 
+/* The leader election of SPEC §8 (postgres): none with sqlite. */
+enum stats_leader {
+	STATS_LEADER_NONE = 0,
+	STATS_LEADER_FOLLOWER,	/* another instance runs the hook and reconciler */
+	STATS_LEADER_LEADER	/* this one does */
+};
+
 /*
  * Where the figures come from.  The pointers that main sets once a
  * subsystem has started, while other threads may already read the source
  * (http, reconciler, control), are atomic; NULL means "not running" (zeros,
- * "disabled").  sinks are set before any reader starts.
+ * "disabled").  sinks are set before any reader starts, except where swap
+ * is set (postgres: the hook sink and the reconciler come and go with the
+ * leadership): then a slot and the reconciler change only under *swap, a
+ * NULL slot is a sink not running here, and stats_take() holds *swap.
  */
 struct stats_source {
 	struct store			*store;
 	struct sink			*sinks[STATS_MAX_SINKS];
 	int				 nsinks;
+	pthread_mutex_t			*swap;		/* NULL: no changes */
+	atomic_int			 leader;	/* enum stats_leader */
 	struct http *_Atomic		 http;
 	struct reconciler *_Atomic	 reconciler;
 	struct control *_Atomic		 control;
@@ -63,6 +77,7 @@ struct stats {
 	struct reconcile_stats	 reconciler;
 	struct gateway_stats	 api;		/* pay, cancel, capture (SPEC §4.1) */
 	int			 control_clients;
+	int			 leader;	/* enum stats_leader */
 	struct store_metrics	 store;
 	int64_t			 uptime_s;
 	bool			 threads_ok;	/* every thread ticks: the watchdog's test */

@@ -362,6 +362,21 @@ notify_listeners(struct store *s)
 			log_warn("waking a listener");
 }
 
+/*
+ * Raises last_seq to seq, never lowering it: another instance's commits
+ * (store_wake()) may have raised it past this writer's.  True if it rose.
+ */
+static bool
+raise_last_seq(struct store *s, int64_t seq)
+{
+	int64_t cur = atomic_load(&s->last_seq);
+
+	while (seq > cur)
+		if (atomic_compare_exchange_weak(&s->last_seq, &cur, seq))
+			return true;
+	return false;
+}
+
 static void
 hist_add(_Atomic uint64_t *hist, const double *bounds, double v)
 {
@@ -575,10 +590,9 @@ writer_answer(struct store *s, struct batch *b)
 			pthread_cond_signal(j->cv);
 		}
 	}
-	if (b->ok && s->next_seq - 1 != atomic_load(&s->last_seq)) {
-		atomic_store(&s->last_seq, s->next_seq - 1);
+	if (b->ok && raise_last_seq(s, s->next_seq - 1))
 		notify_listeners(s);
-	} else if (replayed)
+	else if (replayed)
 		notify_listeners(s);
 	if (async != NULL) {
 		pthread_mutex_unlock(&s->mu);
@@ -910,6 +924,15 @@ store_remove_listener(struct store *s, int fd)
 			s->listeners[i] = s->listeners[--s->nlisteners];
 			break;
 		}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+store_wake(struct store *s, int64_t seq)
+{
+	pthread_mutex_lock(&s->mu);
+	raise_last_seq(s, seq);
+	notify_listeners(s);
 	pthread_mutex_unlock(&s->mu);
 }
 

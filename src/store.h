@@ -164,6 +164,13 @@ int		 store_dead_delivered(struct store *, const char *sink, int64_t seq);
  * replay.  At most 16.  Returns 0 or -1.
  */
 int		 store_add_listener(struct store *, int fd);
+/*
+ * Another instance committed up to seq (SPEC §8: LISTEN/NOTIFY), or 0 when
+ * it is not known what (a replay mark, a reconnect: listeners re-read): raises
+ * the highest committed seq to seq if it is greater, never lowering it, and
+ * wakes the listeners as a local commit does.  Any thread.
+ */
+void		 store_wake(struct store *, int64_t seq);
 /* Unregisters fd: once this returns the writer no longer writes to it, and
  * its owner may close it. */
 void		 store_remove_listener(struct store *, int fd);

@@ -403,3 +403,46 @@ def test_log_lines_carry_priority_prefixes_under_journald(make_daemon):
     assert plain.stop() == 0
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", l)
                for l in plain.log().splitlines() if l), plain.log()
+
+
+# ------------------------------------------------------------- [storage] postgres (SPEC §8)
+
+def test_check_config_postgres_keys(tmp_path):
+    path, _ = conf_with(tmp_path, "")
+    s = base_sections(tmp_path)
+    s["storage"].update({"backend": "postgres", "dsn": "postgresql://vinr@127.0.0.1:1/vinr",
+                         "instance": "pos-1", "takeover": "5"})
+    write_conf(path, s)
+    r = run_webhookd("-t", "-c", path)
+    assert r.returncode == EX_OK, r.stderr
+
+
+@pytest.mark.parametrize("extra,want", [
+    ({"backend": "postgres"}, "postgres needs [storage] dsn"),
+    ({"backend": "oracle"}, "not sqlite or postgres"),
+    ({"takeover": "0"}, "takeover: out of range"),
+    ({"instance": "a/b"}, "instance: may hold only"),
+    ({"backend": "postgres",
+      "dsn": "postgresql://vinr:S3cretPgPw@127.0.0.1/vinr"}, "dsn: holds a password"),
+    ({"backend": "postgres",
+      "dsn": "host=127.0.0.1 password=S3cretPgPw"}, "dsn: holds a password"),
+])
+def test_check_config_postgres_refused(tmp_path, extra, want):
+    path = str(tmp_path / "vinr.conf")
+    s = base_sections(tmp_path)
+    s["storage"].update(extra)
+    write_conf(path, s)
+    r = run_webhookd("-t", "-c", path)
+    assert r.returncode == EX_CONFIG
+    assert want in r.stderr and "vinr.conf:" in r.stderr
+    assert "S3cretPgPw" not in r.stdout + r.stderr
+
+
+def test_check_config_postgres_password_from_env_not_printed(tmp_path):
+    path = str(tmp_path / "vinr.conf")
+    s = base_sections(tmp_path)
+    s["storage"].update({"backend": "postgres", "dsn": "dbname=vinr"})
+    write_conf(path, s)
+    r = run_webhookd("-t", "-c", path, env={"VINR_PG_PASSWORD": "S3cretPgPw"})
+    assert r.returncode == EX_OK, r.stderr
+    assert "S3cretPgPw" not in r.stdout + r.stderr

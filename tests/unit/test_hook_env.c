@@ -97,6 +97,32 @@ test_full_outcome(void **state)
 	hook_env_free(env);
 }
 
+/*
+ * The daemon's own environment is not passed on: the PostgreSQL password
+ * (SPEC §8) and the other secrets' variables stay out even when set.
+ */
+static void
+test_daemon_env_not_passed(void **state)
+{
+	char **env;
+
+	(void)state;
+	setenv("VINR_PG_PASSWORD", "pg-Secret-77", 1);
+	setenv("VINR_API_KEY", "sk_live_Secret-77", 1);
+	setenv("PGPASSWORD", "pg-Secret-77", 1);
+	env = env_of(full);
+	assert_non_null(env);
+	assert_int_equal(env_count(env), NNAMES + 1);
+	for (size_t i = 0; env[i] != NULL; i++) {
+		assert_null(strstr(env[i], "Secret-77"));
+		assert_null(strstr(env[i], "PASSWORD"));
+	}
+	hook_env_free(env);
+	unsetenv("VINR_PG_PASSWORD");
+	unsetenv("VINR_API_KEY");
+	unsetenv("PGPASSWORD");
+}
+
 /* Nothing else of the outcome (last4, brand, authCode ...) is passed. */
 static void
 test_only_promised_names(void **state)
@@ -348,6 +374,7 @@ main(void)
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_outcome),
 		cmocka_unit_test(test_only_promised_names),
+		cmocka_unit_test(test_daemon_env_not_passed),
 		cmocka_unit_test(test_nulls_are_empty),
 		cmocka_unit_test(test_missing_keys_are_empty),
 		cmocka_unit_test(test_numbers_as_integers),

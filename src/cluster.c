@@ -1,0 +1,131 @@
+/*
+ * cluster.c - see cluster.h.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cluster.h"
+#include "leader.h"
+#include "log.h"
+#include "pg_listen.h"
+#include "reconcile.h"
+#include "sink.h"
+#include "stats.h"
+
+struct cluster {
+	struct cluster_params	 p;
+	struct leader		*leader;
+	struct pg_listen	*listen;
+};
+
+/* On the election's thread: the lock is ours. */
+static void
+on_lead(void *arg)
+{
+	struct cluster *c = arg;
+	struct sink *hook = NULL;
+	struct reconciler *rc = NULL;
+
+	if (c->p.start(c->p.arg, &hook, &rc) == -1)
+		log_warnx("leading, but the hook or the reconciler did not start");
+	pthread_mutex_lock(c->p.src->swap);
+	if (c->p.hook_slot >= 0)
+		c->p.src->sinks[c->p.hook_slot] = hook;
+	atomic_store(&c->p.src->reconciler, rc);
+	atomic_store(&c->p.src->leader, STATS_LEADER_LEADER);
+	pthread_mutex_unlock(c->p.src->swap);
+}
+
+/* On the election's thread: the lock may be gone; stop delivering now. */
+static void
+on_lose(void *arg)
+{
+	struct cluster *c = arg;
+	struct sink *hook = NULL;
+	struct reconciler *rc;
+
+	pthread_mutex_lock(c->p.src->swap);
+	if (c->p.hook_slot >= 0) {
+		hook = c->p.src->sinks[c->p.hook_slot];
+		c->p.src->sinks[c->p.hook_slot] = NULL;
+	}
+	rc = atomic_exchange(&c->p.src->reconciler, NULL);
+	atomic_store(&c->p.src->leader, STATS_LEADER_FOLLOWER);
+	pthread_mutex_unlock(c->p.src->swap);
+	sink_stop(hook);
+	reconcile_stop(rc);
+	sink_free(hook);
+	reconcile_free(rc);
+}
+
+struct cluster *
+cluster_start(const struct cluster_params *p, char *err, size_t errlen)
+{
+	struct cluster *c;
+	struct pg_listen_params lp = { p->dsn, p->password, p->takeover, p->store };
+	struct leader_params ep = { .dsn = p->dsn, .password = p->password,
+	    .takeover = p->takeover, .on_lead = on_lead, .on_lose = on_lose };
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->p = *p;
+	ep.arg = c;
+	atomic_store(&p->src->leader, STATS_LEADER_FOLLOWER);
+	if ((c->listen = pg_listen_start(&lp, err, errlen)) == NULL ||
+	    (c->leader = leader_start(&ep, err, errlen)) == NULL) {
+		cluster_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+cluster_reload(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(c->p.src->swap);
+	if (c->p.hook_slot >= 0)
+		sink_reopen(c->p.src->sinks[c->p.hook_slot]);
+	reconcile_reload(atomic_load(&c->p.src->reconciler));
+	pthread_mutex_unlock(c->p.src->swap);
+}
+
+int
+cluster_reconcile(void *arg, const char *payment_id, void *req)
+{
+	struct cluster *c = arg;
+	struct reconciler *rc;
+	int r = -1;
+
+	/* Under the lock: on_lose cannot stop it before the request is queued,
+	 * and reconcile_stop() answers every queued one. */
+	pthread_mutex_lock(c->p.src->swap);
+	if ((rc = atomic_load(&c->p.src->reconciler)) != NULL)
+		r = reconcile_control(rc, payment_id, req);
+	pthread_mutex_unlock(c->p.src->swap);
+	return r;
+}
+
+void
+cluster_stop(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	leader_stop(c->leader);
+	pg_listen_stop(c->listen);
+}
+
+void
+cluster_free(struct cluster *c)
+{
+	if (c == NULL)
+		return;
+	cluster_stop(c);
+	leader_free(c->leader);
+	pg_listen_free(c->listen);
+	free(c);
+}

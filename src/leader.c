@@ -1,0 +1,209 @@
+/*
+ * leader.c - see leader.h.
+ *
+ * Threads: one (leader_main) owns the connection and calls the callbacks;
+ * other threads only read the atomics and, in leader_stop(), set the stop
+ * flag and wake it through a pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "leader.h"
+#include "log.h"
+#include "pg_conn.h"
+#include "util.h"
+
+struct leader {
+	struct leader_params	 p;
+	pthread_t		 thread;
+	bool			 running;
+	int			 wake[2];	/* pipe: leader_stop() wakes the thread */
+	PGconn			*conn;
+	atomic_bool		 stopping;
+	atomic_bool		 leading;
+	_Atomic int64_t		 tick_ms;
+	int64_t			 rejoin_ms;	/* no competing before this */
+};
+
+/*
+ * After losing the lock, competing again waits longer than the others' one
+ * second between tries: a survivor takes over rather than the instance
+ * whose connection just failed.
+ */
+#define REJOIN_MS	2500
+
+bool
+leader_is_leader(struct leader *l)
+{
+	return l != NULL && atomic_load(&l->leading);
+}
+
+bool
+leader_alive(struct leader *l)
+{
+	return l == NULL || util_mono_ms() - atomic_load(&l->tick_ms) <
+	    15000 + (int64_t)l->p.takeover * 1000;
+}
+
+/*
+ * Sleeps ms, or less when stopped; while leading, also wakes when the
+ * connection has something to say (the server ending the session).
+ * Returns -1 when the connection failed meanwhile.
+ */
+static int
+nap(struct leader *l, int ms)
+{
+	struct pollfd pfd[2] = { { .fd = l->wake[0], .events = POLLIN },
+	    { .fd = l->conn != NULL ? PQsocket(l->conn) : -1, .events = POLLIN } };
+	int n = pfd[1].fd >= 0 ? 2 : 1;
+
+	atomic_store(&l->tick_ms, util_mono_ms());
+	if (poll(pfd, (nfds_t)n, ms) > 0 && n == 2 && (pfd[1].revents != 0)) {
+		if (PQconsumeInput(l->conn) != 1 || PQstatus(l->conn) != CONNECTION_OK)
+			return -1;
+	}
+	atomic_store(&l->tick_ms, util_mono_ms());
+	return 0;
+}
+
+/* Leadership is gone or in doubt: stop first, then drop the session. */
+static void
+lose(struct leader *l, const char *why)
+{
+	if (atomic_exchange(&l->leading, false)) {
+		l->p.on_lose(l->p.arg);
+		log_info("lost leadership (%s): hook and reconciler stopped", why);
+		l->rejoin_ms = util_mono_ms() + REJOIN_MS;
+	}
+	if (l->conn != NULL) {
+		PQfinish(l->conn);
+		l->conn = NULL;
+	}
+}
+
+/* One round of the loop, with a connection: compete, or watch it. */
+static void
+round_connected(struct leader *l)
+{
+	char sql[96];
+	int r, takeover_ms = l->p.takeover * 1000;
+
+	if (!atomic_load(&l->leading)) {
+		snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%" PRId64 ")",
+		    l->p.lock_key);
+		if ((r = pg_conn_query(l->conn, sql, takeover_ms / 2 + 1)) == -1) {
+			log_warnx("leader election: the query failed; reconnecting");
+			lose(l, "query failed");
+			return;
+		}
+		if (r == 1) {
+			atomic_store(&l->leading, true);
+			log_info("became leader: starting the hook and the reconciler");
+			l->p.on_lead(l->p.arg);
+			return;
+		}
+		if (nap(l, 1000) == -1)
+			lose(l, "connection lost");
+		return;
+	}
+	if (nap(l, takeover_ms / 4 > 0 ? takeover_ms / 4 : 250) == -1)
+		lose(l, "connection lost");
+	else if (!atomic_load(&l->stopping) &&
+	    pg_conn_query(l->conn, "SELECT 1", takeover_ms / 2 + 1) == -1)
+		lose(l, "connection check failed");
+}
+
+static void *
+leader_main(void *arg)
+{
+	struct leader *l = arg;
+	char err[256];
+	bool said = false;
+
+	while (!atomic_load(&l->stopping)) {
+		atomic_store(&l->tick_ms, util_mono_ms());
+		if (util_mono_ms() < l->rejoin_ms) {
+			nap(l, (int)(l->rejoin_ms - util_mono_ms()));
+			continue;
+		}
+		if (l->conn == NULL) {
+			l->conn = pg_conn_open(l->p.dsn, l->p.password, l->p.takeover,
+			    "vinr-webhookd leader", err, sizeof(err));
+			if (l->conn == NULL) {
+				if (!said)
+					log_warnx("leader election: cannot connect: %s", err);
+				said = true;
+				nap(l, 1000);
+				continue;
+			}
+			said = false;
+		}
+		round_connected(l);
+	}
+	lose(l, "stopping");
+	return NULL;
+}
+
+struct leader *
+leader_start(const struct leader_params *p, char *err, size_t errlen)
+{
+	struct leader *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->p = *p;
+	if (l->p.lock_key == 0)
+		l->p.lock_key = LEADER_LOCK_KEY;
+	if (l->p.takeover < 1)
+		l->p.takeover = 1;
+	l->wake[0] = l->wake[1] = -1;
+	atomic_store(&l->tick_ms, util_mono_ms());
+	if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (pthread_create(&l->thread, NULL, leader_main, l) != 0) {
+		snprintf(err, errlen, "cannot start the leader election thread");
+		goto fail;
+	}
+	l->running = true;
+	return l;
+fail:
+	leader_free(l);
+	return NULL;
+}
+
+void
+leader_stop(struct leader *l)
+{
+	if (l == NULL || !l->running)
+		return;
+	atomic_store(&l->stopping, true);
+	(void)!write(l->wake[1], "x", 1);
+	pthread_join(l->thread, NULL);
+	l->running = false;
+}
+
+void
+leader_free(struct leader *l)
+{
+	if (l == NULL)
+		return;
+	leader_stop(l);
+	if (l->conn != NULL)
+		PQfinish(l->conn);
+	for (int i = 0; i < 2; i++)
+		if (l->wake[i] != -1)
+			close(l->wake[i]);
+	free(l);
+}
