@@ -17,9 +17,6 @@ PORT_B=8792
 pids=""
 pg_started=0
 
-mkdir -p var/pg-a var/pg-b "$PGDIR"
-PGDIR=$(cd "$PGDIR" && pwd)
-
 # Nothing else may answer on our ports (a second `make run-pg`): curl exits
 # 7 only when nothing accepts the connection.
 for port in $PORT_A $PORT_B $SIMPORT $PGPORT; do
@@ -30,6 +27,9 @@ for port in $PORT_A $PORT_B $SIMPORT $PGPORT; do
 		exit 1
 	fi
 done
+
+mkdir -p var/pg-a var/pg-b "$PGDIR"
+PGDIR=$(cd "$PGDIR" && pwd)
 
 # The server runs as the `postgres` user when we are root: it must be able
 # to reach its directory through every parent.

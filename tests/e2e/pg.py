@@ -292,13 +292,15 @@ class PgCluster:
 
 
 def daemon_pg_settings(db, instance):
-    """The [storage] keys and the environment of a daemon on db."""
+    """The [storage] keys and the environment of a daemon on db.  (The
+    Daemon's `database` key stays: unused with postgres, and harmless.)"""
     storage = {"backend": "postgres", "dsn": db.dsn, "instance": instance}
     return storage, {"VINR_PG_PASSWORD": db.password}
 
 
 def refusal_of_backend(daemon_bin, workdir):
-    """The message of a `vinr-webhookd -t` that does not know
+    """TODO remove when merged (see conftest.skip_unless_postgres_runs).
+    The message of a `vinr-webhookd -t` that does not know
     [storage] backend (the PostgreSQL work not yet merged), or None."""
     os.makedirs(workdir, exist_ok=True)
     conf = os.path.join(workdir, "probe.conf")

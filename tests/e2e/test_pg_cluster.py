@@ -38,6 +38,16 @@ BACKENDS = ("postgres",)
 
 def test_cluster_gives_fresh_databases_on_loopback(pg_cluster):
     backend = PostgresBackend(pg_cluster)
+    try:
+        check_fresh_databases(pg_cluster, backend)
+    finally:
+        backend.close()
+    assert pg_cluster.query("SELECT count(*) FROM pg_database WHERE datname IN (?, ?)",
+                            backend.databases["/x/one"].name,
+                            backend.databases["/x/two"].name) == [(0,)]
+
+
+def check_fresh_databases(pg_cluster, backend):
     one = backend.database_for("/x/one")
     two = backend.database_for("/x/two")
     assert backend.database_for("/x/one") is one        # a restart finds its data
@@ -65,7 +75,14 @@ def test_cluster_gives_fresh_databases_on_loopback(pg_cluster):
 
 
 def test_cluster_stop_kill_start_and_terminate(pg_cluster):
-    db = pg_cluster.new_database()
+    backend = PostgresBackend(pg_cluster)
+    try:
+        check_stop_kill_start_and_terminate(pg_cluster, backend.new_database())
+    finally:
+        backend.close()
+
+
+def check_stop_kill_start_and_terminate(pg_cluster, db):
     db.query("CREATE TABLE t (a int); INSERT INTO t VALUES (1)")
     for how in (pg_cluster.stop, pg_cluster.kill):
         how()
@@ -102,7 +119,7 @@ def pair(make_daemon, backend):
     port, control socket and event log.  conf: a dict for all, or a function
     of the instance name returning one."""
     def factory(conf=None, names=("a", "b"), start=True):
-        db = backend.cluster.new_database()
+        db = backend.new_database()
         made = []
         for name in names:
             c = conf(name) if callable(conf) else conf
