@@ -41,7 +41,7 @@ ifneq ($(SIM_SRCS),)
 PROGS	+= $(BUILD)/vinr-sim
 endif
 
-.PHONY: all deps deps-pg run test unit e2e asan bench fuzz clean install progs deb
+.PHONY: all deps deps-pg run run-pg test unit e2e asan bench fuzz clean install progs deb
 all: $(PROGS) $(UNIT_BINS) $(BENCH_BINS) $(FUZZ_REPLAY)
 
 # The programs alone: what `make run`, `make install` and the package need
@@ -110,6 +110,11 @@ $(BUILD)/%: tests/bench/%.c $(BUILD)/libvinr.a
 run: deps
 	@$(MAKE) --no-print-directory $(PROGS)
 	@scripts/run-dev.sh
+
+# Two daemons on one throwaway PostgreSQL cluster under ./var/pg (SPEC §8).
+run-pg: deps deps-pg
+	@$(MAKE) --no-print-directory $(PROGS)
+	@scripts/run-pg.sh
 
 test: deps deps-pg
 	@$(MAKE) --no-print-directory all

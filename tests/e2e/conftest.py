@@ -10,14 +10,18 @@ import hmac
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import uuid
 
 import pytest
+
+from pg import PgCluster, daemon_pg_settings, pg_bindir, refusal_of_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.environ.get("VINR_BIN_DIR", os.path.join(ROOT, "build"))
@@ -134,7 +138,11 @@ class Process:
 class Daemon(Process):
     """One vinr-webhookd process with its own files under a directory."""
 
-    def __init__(self, workdir, scheme="vinr", secrets=None, conf=None, env=None):
+    def __init__(self, workdir, scheme="vinr", secrets=None, conf=None, env=None,
+                 pg=None, instance=None):
+        """pg: a pg.PgDatabase to store in (backend = postgres) instead of
+        the SQLite file; instance: its [storage] instance (default: the
+        directory's name)."""
         self.dir = str(workdir)
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
@@ -153,14 +161,24 @@ class Daemon(Process):
             "storage": {"database": self.db_path, "event_log": self.event_log},
             "control": {"socket": self.control},
         }
+        self.pg = pg
+        self.backend = "postgres" if pg is not None else "sqlite"
+        self.instance = None
+        pg_env = {}
+        if pg is not None:
+            self.instance = instance or os.path.basename(self.dir)
+            storage, pg_env = daemon_pg_settings(pg, self.instance)
+            self.sections["storage"].update(storage)
         for sec, kv in (conf or {}).items():
             self.sections.setdefault(sec, {}).update(kv)
         self.conf_path = os.path.join(self.dir, "vinr.conf")
         write_conf(self.conf_path, self.sections)
         self.env = dict(os.environ)
         for k in ("VINR_WEBHOOK_SECRET", "VINR_API_KEY", "CREDENTIALS_DIRECTORY",
-                  "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
+                  "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+                  "VINR_PG_PASSWORD", "PGPASSWORD", "PGPASSFILE"):
             self.env.pop(k, None)
+        self.env.update(pg_env)
         self.env.update(env or {})
         self.proc = None
         self._stderr = None
@@ -206,16 +224,43 @@ class Daemon(Process):
 
     # -- state -----------------------------------------------------------
     def db(self):
+        """A read-only sqlite3 connection (SQLite backend only: tests that
+        need it run with the SQLite backend alone)."""
+        assert self.pg is None, "db() is SQLite's; use query()"
         c = sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=10)
         c.row_factory = sqlite3.Row
         return c
 
     def query(self, sql, *args):
+        """Rows of sql ("?" placeholders) as tuples, from either backend."""
+        if self.pg is not None:
+            return self.pg.query(sql, *args)
         c = self.db()
         try:
             return [tuple(r) for r in c.execute(sql, args).fetchall()]
         finally:
             c.close()
+
+    def write(self, sql, *args):
+        """Runs a statement that changes the database, on either backend (as
+        the superuser with PostgreSQL); best done while the daemon is
+        stopped."""
+        if self.pg is not None:
+            self.pg.query(sql, *args)
+            return
+        c = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            c.execute(sql, args)
+            c.commit()
+        finally:
+            c.close()
+
+    def cursor_sink(self, sink):
+        """The name of sink's row in the cursors table: the event log's and
+        the socket sink's are per instance with PostgreSQL (SPEC §8)."""
+        if self.pg is not None and sink in ("eventlog", "socket"):
+            return "%s@%s" % (sink, self.instance)
+        return sink
 
     def snapshot(self):
         """Everything a bad request must not change."""
@@ -240,12 +285,144 @@ class Daemon(Process):
         raise AssertionError("event log has %d lines, wanted %d" % (len(self.event_log_lines()), n))
 
 
+# ---------------------------------------------------------------------------
+# Storage backends (SPEC §8).  A module that sets
+#     BACKENDS = ("sqlite", "postgres")
+# runs each of its tests that starts a daemon (make_daemon, daemon, or any
+# fixture built on them) once per backend: test_x[sqlite], test_x[postgres].
+# A test of such a module that must stay on SQLite (it opens the database
+# file itself) says why with @pytest.mark.sqlite_only("reason").  Every
+# other module runs on SQLite alone, but for its tests marked
+# @pytest.mark.backends("sqlite", "postgres").  The PostgreSQL cluster is
+# started once, for the first test that needs it (pg_cluster), and each
+# daemon gets a fresh database, dropped after its test.
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): run on the SQLite "
+                            "backend only, in a module that lists BACKENDS")
+    config.addinivalue_line("markers", "backends(*names): the storage backends this "
+                            "test runs on, whatever its module's BACKENDS")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    backends = getattr(metafunc.module, "BACKENDS", ("sqlite",))
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker:
+        backends = marker.args
+    if metafunc.definition.get_closest_marker("sqlite_only"):
+        backends = ("sqlite",)
+    # SQLite alone is the backend fixture's default: no [sqlite] in the ids
+    # of the modules that do not take part.
+    if tuple(backends) != ("sqlite",) or hasattr(metafunc.module, "BACKENDS"):
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+def skip_unless_postgres_runs():
+    """Skips the calling test when no PostgreSQL can run here or this
+    daemon does not know the backend yet."""
+    if pg_bindir() is None:
+        if os.environ.get("VINR_E2E_REQUIRE_PG"):
+            pytest.fail("PostgreSQL is not installed (make deps-pg)")
+        pytest.skip("PostgreSQL is not installed (make deps-pg)")
+    # TODO remove when merged: until store_pg.c and the [storage] keys of
+    # SPEC §8 are in this tree, the daemon refuses `backend`, and the
+    # postgres half of the suite would only say so.  This skips it then,
+    # and only then: a daemon that knows the key runs every postgres test.
+    # At the merge, remove from here to the end of this function, with
+    # _BACKEND_REFUSED and pg.refusal_of_backend.
+    global _BACKEND_REFUSED
+    if _BACKEND_REFUSED is None:
+        probe = tempfile.mkdtemp(prefix="vinr-e2e-probe-")
+        try:
+            _BACKEND_REFUSED = refusal_of_backend(DAEMON, probe) or ""
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+    if _BACKEND_REFUSED:
+        pytest.skip("TODO remove when merged: vinr-webhookd refuses the postgres "
+                    "backend (%s)" % _BACKEND_REFUSED)
+
+
+_BACKEND_REFUSED = None
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """The session's PostgreSQL cluster (pg.PgCluster), started on first use
+    and removed at the end of the session, whatever happened."""
+    if pg_bindir() is None:
+        pytest.skip("PostgreSQL is not installed (make deps-pg)")
+    cluster = PgCluster(free_port())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+class SqliteBackend:
+    name = "sqlite"
+
+    def database_for(self, workdir):
+        return None
+
+
+class PostgresBackend:
+    """One fresh database per daemon directory, so that a daemon made again
+    on the same directory (a restart) finds its data, as with SQLite."""
+    name = "postgres"
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.databases = {}
+        self.made = []
+
+    def new_database(self):
+        """A fresh database, dropped by close()."""
+        db = self.cluster.new_database()
+        self.made.append(db)
+        return db
+
+    def database_for(self, workdir):
+        key = str(workdir)
+        if key not in self.databases:
+            self.databases[key] = self.new_database()
+        return self.databases[key]
+
+    def close(self):
+        """Drops the databases (each is some MB: hundreds of tests would
+        fill /tmp).  A cluster left stopped by a failed test keeps them."""
+        for db in self.made:
+            if self.cluster.running():
+                self.cluster.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db.name)
+        self.made = []
+
+
 @pytest.fixture
-def make_daemon(tmp_path):
-    """Factory: make_daemon(name="d", **Daemon kwargs) -> started Daemon."""
+def backend(request):
+    """The storage backend of this test's daemons (see pytest_generate_tests):
+    .name ("sqlite" or "postgres") and .database_for(workdir), the pg.PgDatabase
+    for a daemon in workdir (None with SQLite)."""
+    name = getattr(request, "param", "sqlite")
+    if name == "sqlite":
+        yield SqliteBackend()
+        return
+    skip_unless_postgres_runs()
+    pg = PostgresBackend(request.getfixturevalue("pg_cluster"))
+    yield pg
+    pg.close()
+
+
+@pytest.fixture
+def make_daemon(tmp_path, backend):
+    """Factory: make_daemon(name="d", **Daemon kwargs) -> started Daemon,
+    on the test's backend (see the backend fixture) unless pg= is given."""
     made = []
 
     def factory(name="d", start=True, **kw):
+        if "pg" not in kw:
+            kw["pg"] = backend.database_for(tmp_path / name)
         d = Daemon(tmp_path / name, **kw)
         made.append(d)
         if start:

@@ -19,6 +19,10 @@ import pytest
 
 from conftest import ControlClient, make_event, run_vinrctl, run_webhookd, VINRCTL
 
+# Each test that starts a daemon runs on SQLite and on PostgreSQL (SPEC §8;
+# conftest.py's backend fixture).
+BACKENDS = ("sqlite", "postgres")
+
 PAYMENT_KEYS = ["paymentId", "terminalId", "reference", "status", "amount", "amountCaptured",
                 "currency", "captureMethod", "entryMethod", "brand", "last4", "authCode",
                 "declineCode", "livemode", "createdAt", "updatedAt", "lastEventId", "tracked",
@@ -201,14 +205,10 @@ def test_pending_older_than(daemon):
 
 def add_dead_letter(d, sink="eventlog", seq=1, replay=0):
     """Stops d, writes a dead letter row as the sink would have, restarts."""
-    import sqlite3
     assert d.stop() == 0
-    c = sqlite3.connect(d.db_path)
-    c.execute("INSERT INTO dead_letters (sink, seq, attempts, last_error, at, replay) "
-              "VALUES (?, ?, 12, 'exit status 1', '2026-06-11T09:00:12.345Z', ?)",
-              (sink, seq, replay))
-    c.commit()
-    c.close()
+    d.write("INSERT INTO dead_letters (sink, seq, attempts, last_error, at, replay) "
+            "VALUES (?, ?, 12, 'exit status 1', '2026-06-11T09:00:12.345Z', ?)",
+            sink, seq, replay)
     d.start()
 
 

@@ -11,6 +11,10 @@ import uuid
 
 from conftest import make_event, sign_vinr
 
+# Each test that starts a daemon runs on SQLite and on PostgreSQL (SPEC §8;
+# conftest.py's backend fixture).
+BACKENDS = ("sqlite", "postgres")
+
 RANK = {"pending": 1, "processing": 2, "authorized": 3,
         "completed": 4, "failed": 4, "cancelled": 4}
 FINALS = ("completed", "failed", "cancelled")
@@ -248,7 +252,7 @@ def test_sigterm_with_requests_in_flight(make_daemon):
     outs = check_consistent(dm, acked)
     # A clean stop saved the event log's cursor for every line written...
     lines = read_event_log(dm.event_log)
-    cur = dm.query("SELECT seq FROM cursors WHERE sink = 'eventlog'")
+    cur = dm.query("SELECT seq FROM cursors WHERE sink = ?", dm.cursor_sink("eventlog"))
     written = max([ln["seq"] for ln in lines], default=0)
     if written:
         assert cur == [(written,)]

@@ -16,6 +16,10 @@ import uuid
 from conftest import make_event
 from conftest import wait_for
 
+# Each test that starts a daemon runs on SQLite and on PostgreSQL (SPEC §8;
+# conftest.py's backend fixture).
+BACKENDS = ("sqlite", "postgres")
+
 BIG = 9007199254740993          # 2^53 + 1: no double holds it
 MAX = 9223372036854775807       # int64's largest
 ROUND = 2000000000000000        # cJSON would print 2e+15

@@ -287,3 +287,36 @@ def test_run_dev_port_taken():
     assert r.returncode != 0
     assert "8787" in r.stderr and "taken" in r.stderr, r.stderr
     assert "is running" not in r.stdout
+
+
+def test_make_run_pg_builds_no_tests(tmp_path):
+    """`make run-pg` too: the programs, the PostgreSQL server, no tests."""
+    r = subprocess.run(["make", "-n", "-C", ROOT, "BUILD=" + str(tmp_path / "b"), "run-pg"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "vinr-webhookd" in r.stdout and "postgresql-15" in r.stdout
+    assert "scripts/run-pg.sh" in r.stdout
+    assert "cmocka" not in r.stdout and "tests/unit" not in r.stdout
+
+
+def test_run_pg_port_taken():
+    """A second `make run-pg` fails on its first port before it starts a
+    cluster or writes anything under ./var."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    existed = os.path.exists(os.path.join(ROOT, "var", "pg-a"))
+    try:
+        try:
+            held.bind(("127.0.0.1", 8791))
+            held.listen(8)
+        except OSError:
+            pass    # something else holds it: taken all the same
+        r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "run-pg.sh")],
+                           env=dict(os.environ, BIN=BIN_DIR), capture_output=True,
+                           text=True, timeout=30)
+    finally:
+        held.close()
+    assert r.returncode != 0
+    assert "8791" in r.stderr and "taken" in r.stderr, r.stderr
+    assert "share one PostgreSQL" not in r.stdout
+    assert existed or not os.path.exists(os.path.join(ROOT, "var", "pg-a"))

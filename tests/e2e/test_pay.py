@@ -54,6 +54,7 @@ def pair(make_daemon, make_sim):
 # ---------------------------------------------------------------------------
 # Against vinr-sim
 
+@pytest.mark.backends("sqlite", "postgres")
 def test_pay_approved_waits_for_the_outcome(pair):
     d, sim = pair()
     r = d.ctl(pay_req(id=7), timeout=30)
@@ -166,6 +167,7 @@ def test_cancel_while_pending_and_refused_once_processing(pair):
     assert "message" in c
 
 
+@pytest.mark.backends("sqlite", "postgres")
 def test_one_create_per_key(pair):
     d, sim = pair()
     key = "k_" + uuid.uuid4().hex[:8]
@@ -400,6 +402,7 @@ def resolving_webhook(d, reference, pid, amount=2500, created=None):
     assert st == 200 and body["duplicate"] is False, body
 
 
+@pytest.mark.backends("sqlite", "postgres")
 def test_dropped_create_is_unknown_never_resent_and_resolved_by_the_webhook(stubbed):
     d, stub = stubbed()
     stub.plan = ["drop"]
@@ -485,6 +488,7 @@ def test_unreachable_vinr_is_not_created(make_daemon):
     assert requests_row(d, req["reference"]) == ("not_created", None)
 
 
+@pytest.mark.backends("sqlite", "postgres")
 def test_sigkill_between_commit_and_answer(stubbed):
     """The daemon dies while VINR holds the create: after a restart the
     request is unknown, never sent again, and the webhook resolves it."""

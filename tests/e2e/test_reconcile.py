@@ -41,6 +41,7 @@ def pair(make_daemon, make_sim):
     return factory
 
 
+@pytest.mark.backends("sqlite", "postgres")
 def test_dropped_webhooks_end_in_a_reconciler_outcome(pair):
     d, sim = pair()
     st, p = sim.create(delay=0, simulate={"dropWebhooks": True})
@@ -198,6 +199,7 @@ def test_connection_refused_is_retried_and_logged_without_the_key(make_daemon):
     assert "unreachable" in d.log() or "refused" in d.log().lower()
 
 
+@pytest.mark.backends("sqlite", "postgres")
 def test_reconcile_command_retrieves_now(pair):
     d, sim = pair(stale_after=3600)
     st, p = sim.create(delay=0, simulate={"dropWebhooks": True})

@@ -1,5 +1,9 @@
 from conftest import make_event
 
+# Each test that starts a daemon runs on SQLite and on PostgreSQL (SPEC §8;
+# conftest.py's backend fixture).
+BACKENDS = ("sqlite", "postgres")
+
 
 def test_signed_event_is_stored_and_logged(daemon):
     ev = make_event("completed", amount=2500, currency="USD")

@@ -21,6 +21,10 @@ import pytest
 from conftest import (SECRET, make_event, raw_http, sign_standard,
                       sign_vinr)
 
+# Each test that starts a daemon runs on SQLite and on PostgreSQL (SPEC §8;
+# conftest.py's backend fixture).
+BACKENDS = ("sqlite", "postgres")
+
 MAX_BODY = 1024
 PATH = "/webhooks/vinr"
 OUTCOME_KEYS = {
@@ -772,6 +776,8 @@ def test_concurrent_redeliveries_of_one_event(d):
 
 # ------------------------------------------------------------------ 503
 
+@pytest.mark.sqlite_only("takes SQLite's write lock itself; test_pg_cluster.py stops "
+                        "the PostgreSQL server instead")
 def test_503_storage_unavailable_leaves_no_trace(d):
     ev = make_event("completed", amount=4200)
     before, log_before = settled_state(d)
@@ -802,6 +808,8 @@ def test_503_storage_unavailable_leaves_no_trace(d):
     assert [ln["seq"] for ln in lines] == list(range(1, len(outs) + 1))
 
 
+@pytest.mark.sqlite_only("takes SQLite's write lock itself; test_pg_cluster.py stops "
+                        "the PostgreSQL server instead")
 def test_healthz_recovers_after_transient_storage_error(d):
     ev = make_event("completed")
     # A quiet daemon: the event log's cursor is saved, nothing is queued.
