@@ -118,10 +118,12 @@ run-pg: deps deps-pg
 
 test: deps deps-pg
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory lint unit e2e
+	@VINR_REQUIRE_PG=1 VINR_E2E_REQUIRE_PG=1 $(MAKE) --no-print-directory lint unit e2e
 
+# Under a throwaway PostgreSQL cluster (scripts/with-pg.sh), so that the
+# PostgreSQL engine's, reader's and election's tests run too.
 unit: $(UNIT_BINS) $(FUZZ_REPLAY)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@scripts/with-pg.sh sh -c 'set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done'
 	@set -e; for n in $(FUZZ_NAMES); do d=tests/fuzz/corpus_$$n; \
 	    [ $$n = webhook ] && d=tests/fuzz/corpus; $(BUILD)/tests/fuzz_$$n $$d/*; done
 

@@ -25,16 +25,15 @@ on_lead(void *arg)
 {
 	struct cluster *c = arg;
 	struct sink *hook = NULL;
-	struct reconciler *rc = NULL;
 
-	if (c->p.start(c->p.arg, &hook, &rc) == -1)
-		log_warnx("leading, but the hook or the reconciler did not start");
+	if (c->p.start(c->p.arg, &hook) == -1)
+		log_warnx("leading, but the hook did not start");
 	pthread_mutex_lock(c->p.src->swap);
 	if (c->p.hook_slot >= 0)
 		c->p.src->sinks[c->p.hook_slot] = hook;
-	atomic_store(&c->p.src->reconciler, rc);
 	atomic_store(&c->p.src->leader, STATS_LEADER_LEADER);
 	pthread_mutex_unlock(c->p.src->swap);
+	reconcile_set_rounds(c->p.reconciler, true);
 }
 
 /* On the election's thread: the lock may be gone; stop delivering now. */
@@ -43,20 +42,17 @@ on_lose(void *arg)
 {
 	struct cluster *c = arg;
 	struct sink *hook = NULL;
-	struct reconciler *rc;
 
+	reconcile_set_rounds(c->p.reconciler, false);
 	pthread_mutex_lock(c->p.src->swap);
 	if (c->p.hook_slot >= 0) {
 		hook = c->p.src->sinks[c->p.hook_slot];
 		c->p.src->sinks[c->p.hook_slot] = NULL;
 	}
-	rc = atomic_exchange(&c->p.src->reconciler, NULL);
 	atomic_store(&c->p.src->leader, STATS_LEADER_FOLLOWER);
 	pthread_mutex_unlock(c->p.src->swap);
 	sink_stop(hook);
-	reconcile_stop(rc);
 	sink_free(hook);
-	reconcile_free(rc);
 }
 
 struct cluster *
@@ -90,24 +86,7 @@ cluster_reload(struct cluster *c)
 	pthread_mutex_lock(c->p.src->swap);
 	if (c->p.hook_slot >= 0)
 		sink_reopen(c->p.src->sinks[c->p.hook_slot]);
-	reconcile_reload(atomic_load(&c->p.src->reconciler));
 	pthread_mutex_unlock(c->p.src->swap);
-}
-
-int
-cluster_reconcile(void *arg, const char *payment_id, void *req)
-{
-	struct cluster *c = arg;
-	struct reconciler *rc;
-	int r = -1;
-
-	/* Under the lock: on_lose cannot stop it before the request is queued,
-	 * and reconcile_stop() answers every queued one. */
-	pthread_mutex_lock(c->p.src->swap);
-	if ((rc = atomic_load(&c->p.src->reconciler)) != NULL)
-		r = reconcile_control(rc, payment_id, req);
-	pthread_mutex_unlock(c->p.src->swap);
-	return r;
 }
 
 void

@@ -27,10 +27,10 @@ struct daemon {
 	struct sig_key		*keys;		/* until HTTP has its copy */
 	size_t			 nkeys;
 	char			*api_key;	/* until the reconciler and gateway have
-						 * copies (postgres: until the end) */
+						 * copies */
 	char			*pg_password;	/* postgres: NULL = libpq's own */
 	bool			 pg;		/* [storage] backend = postgres */
-	struct cluster		*cluster;	/* postgres: hook and reconciler */
+	struct cluster		*cluster;	/* postgres: the hook, the rounds */
 	pthread_mutex_t		 swap;		/* src.swap with postgres */
 	struct stats_source	 src;		/* every subsystem, for stats */
 	struct store		*store;

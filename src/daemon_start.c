@@ -101,12 +101,14 @@ start_reconciler(struct daemon *d, char *err, size_t errlen)
 	    .api_key = d->api_key, .api_key_file = c->api_key_file,
 	    .interval = c->interval, .stale_after = c->stale_after,
 	    .max_backoff = c->max_backoff, .give_up_after = c->give_up_after,
-	    .max_rps = c->max_rps, .timeout_s = c->api_timeout };
+	    .max_rps = c->max_rps, .timeout_s = c->api_timeout,
+	    .rounds_off = d->pg };
 
 	return reconcile_start(&p, err, errlen);
 }
 
-/* The reconciler (with postgres: only while leading) and the pay gateway. */
+/* The reconciler (with postgres: its rounds only while leading) and the
+ * pay gateway. */
 static int
 start_api(struct daemon *d, char *err, size_t errlen)
 {
@@ -118,12 +120,10 @@ start_api(struct daemon *d, char *err, size_t errlen)
 		log_info("reconciler and pay/cancel/capture disabled: no API key");
 		return 0;
 	}
-	if (d->pg || (d->reconciler = start_reconciler(d, err, errlen)) != NULL)
+	if ((d->reconciler = start_reconciler(d, err, errlen)) != NULL)
 		d->gateway = gateway_start(&g, err, errlen);
-	if (!d->pg) {	/* postgres: each new leadership starts one */
-		secrets_key_free(d->api_key);
-		d->api_key = NULL;
-	}
+	secrets_key_free(d->api_key);
+	d->api_key = NULL;
 	atomic_store(&d->src.reconciler, d->reconciler);
 	atomic_store(&d->src.gateway, d->gateway);
 	return d->gateway != NULL ? 0 : -1;
@@ -131,17 +131,13 @@ start_api(struct daemon *d, char *err, size_t errlen)
 
 /* cluster_params' start: on the election's thread, once this one leads. */
 static int
-lead(void *arg, struct sink **hook, struct reconciler **rc)
+lead(void *arg, struct sink **hook)
 {
 	struct daemon *d = arg;
 	char err[512];
 
 	if (d->cfg.hook != NULL && (*hook = start_hook(d, err, sizeof(err))) == NULL) {
 		log_warnx("hook: %s", err);
-		return -1;
-	}
-	if (d->api_key != NULL && (*rc = start_reconciler(d, err, sizeof(err))) == NULL) {
-		log_warnx("reconciler: %s", err);
 		return -1;
 	}
 	return 0;
@@ -153,7 +149,7 @@ start_cluster(struct daemon *d, char *err, size_t errlen)
 {
 	struct cluster_params p = { .dsn = d->cfg.dsn, .password = d->pg_password,
 	    .takeover = d->cfg.takeover, .store = d->store, .src = &d->src,
-	    .hook_slot = -1, .start = lead, .arg = d };
+	    .hook_slot = -1, .start = lead, .arg = d, .reconciler = d->reconciler };
 
 	for (int i = 0; i < d->src.nsinks; i++)
 		if (d->src.sinks[i] == NULL)
@@ -172,10 +168,8 @@ start_control(struct daemon *d, char *err, size_t errlen)
 
 	if (d->cfg.control_socket == NULL)
 		return 0;
-	if (d->reconciler != NULL || (d->cluster != NULL && d->api_key != NULL)) {
-		d->rc_glue = d->cluster != NULL ? (struct control_reconciler){
-		    cluster_reconcile, d->cluster } : (struct control_reconciler){
-		    reconcile_control, d->reconciler };
+	if (d->reconciler != NULL) {
+		d->rc_glue = (struct control_reconciler){ reconcile_control, d->reconciler };
 		p.reconciler = &d->rc_glue;
 	}
 	p.instance = d->pg ? d->cfg.instance : NULL;
@@ -202,7 +196,7 @@ daemon_start(struct daemon *d)
 	    .instance = d->cfg.instance }, err, sizeof(err)) :
 	    store_open(d->cfg.database, d->cfg.synchronous, err, sizeof(err))) == NULL)
 		fatalx(EXIT_RUNTIME, "database: %s", err);
-	if (d->pg) {	/* the hook and the reconciler come and go */
+	if (d->pg) {	/* the hook sink comes and goes */
 		pthread_mutex_init(&d->swap, NULL);
 		d->src.swap = &d->swap;
 	}

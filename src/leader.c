@@ -80,7 +80,7 @@ lose(struct leader *l, const char *why)
 {
 	if (atomic_exchange(&l->leading, false)) {
 		l->p.on_lose(l->p.arg);
-		log_info("lost leadership (%s): hook and reconciler stopped", why);
+		log_info("lost leadership (%s): hook and reconciler rounds stopped", why);
 		l->rejoin_ms = util_mono_ms() + REJOIN_MS;
 	}
 	if (l->conn != NULL) {
@@ -106,7 +106,7 @@ round_connected(struct leader *l)
 		}
 		if (r == 1) {
 			atomic_store(&l->leading, true);
-			log_info("became leader: starting the hook and the reconciler");
+			log_info("became leader: starting the hook and the reconciler rounds");
 			l->p.on_lead(l->p.arg);
 			return;
 		}

@@ -10,8 +10,8 @@
  * answered and every delivery made is saved before the writer commits its
  * last batch, and only then frees them.  Only this file, daemon_start.c and
  * config.c know struct config: each subsystem gets a small params struct.
- * With postgres the hook sink and the reconciler run only while this
- * instance leads (cluster.h).
+ * With postgres the hook sink runs, and the reconciler makes its rounds,
+ * only while this instance leads (cluster.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -203,7 +203,7 @@ stop(struct daemon *d)
 	http_stop(d->http, 10000);
 	control_stop(d->control);
 	gateway_stop(d->gateway);
-	cluster_stop(d->cluster);	/* the hook and reconciler it runs too */
+	cluster_stop(d->cluster);	/* the hook it runs too */
 	reconcile_stop(d->reconciler);
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_stop(d->src.sinks[i]);

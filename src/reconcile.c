@@ -58,6 +58,7 @@ struct reconciler {
 	struct rc_request	**tail;
 
 	_Atomic int		 state;
+	_Atomic bool		 rounds;	/* see reconcile_set_rounds() */
 	_Atomic uint64_t	 requests, errors, by_status[8];
 	_Atomic int64_t		 tick_ms;
 
@@ -353,7 +354,7 @@ round_due(struct reconciler *r)
 		int64_t age = age_s(d->updated_at);
 
 		answer_requests(r);	/* a POS waiting on "reconcile" goes first */
-		if (atomic_load(&r->state) == RC_PAUSED)
+		if (atomic_load(&r->state) == RC_PAUSED || !atomic_load(&r->rounds))
 			break;
 		if (age >= 0 && age > r->p.give_up_after) {
 			log_warnx("reconciler: giving up on %s: unchanged for %lld s",
@@ -389,7 +390,7 @@ reconcile_main(void *arg)
 			load_key(r);
 		answer_requests(r);
 		if (util_mono_ms() >= next_round) {
-			if (atomic_load(&r->state) == RC_OK)
+			if (atomic_load(&r->state) == RC_OK && atomic_load(&r->rounds))
 				round_due(r);
 			next_round = util_mono_ms() + (int64_t)r->p.interval * 1000;
 		}
@@ -417,6 +418,7 @@ reconcile_start(const struct reconcile_params *p, char *err, size_t errlen)
 	r->store = p->store;
 	r->tail = &r->head;
 	atomic_store(&r->tick_ms, util_mono_ms());
+	atomic_store(&r->rounds, !p->rounds_off);
 	pthread_mutex_init(&r->mu, NULL);
 	util_cond_init(&r->cv);
 	if (p->api_key_file != NULL &&
@@ -477,6 +479,14 @@ reconcile_free(struct reconciler *r)
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
 	free(r);
+}
+
+void
+reconcile_set_rounds(struct reconciler *r, bool on)
+{
+	if (r == NULL)
+		return;
+	atomic_store(&r->rounds, on);
 }
 
 void

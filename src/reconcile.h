@@ -65,6 +65,9 @@ struct reconcile_params {
 	int		 give_up_after;	/* seconds unchanged before gave_up */
 	double		 max_rps;	/* retrieves per second, > 0 */
 	int		 timeout_s;	/* [api] timeout: one retrieve */
+	/* Starts without rounds (postgres: until this instance leads, see
+	 * reconcile_set_rounds()); on-demand requests are served anyway. */
+	bool		 rounds_off;
 };
 
 /*
@@ -80,6 +83,12 @@ struct reconciler	*reconcile_start(const struct reconcile_params *, char *err,
 void			 reconcile_stop(struct reconciler *);
 /* Stops it if needed, then frees it.  NULL ok. */
 void			 reconcile_free(struct reconciler *);
+/*
+ * Turns the rounds over due payments on or off (SPEC §8: on one instance at
+ * a time).  Off takes effect before the next retrieve of a round; on-demand
+ * "reconcile" requests are served either way.  Any thread.
+ */
+void			 reconcile_set_rounds(struct reconciler *, bool on);
 /* SIGHUP: reload the API key (from the same sources) and leave "paused". */
 void			 reconcile_reload(struct reconciler *);
 /*

@@ -268,8 +268,6 @@ stats_render_json(const struct stats *st)
 	jsonnum_add(r, "errors", (int64_t)st->api.errors);
 	jsonnum_add(r, "unknown", (int64_t)st->api.unknown);
 	jsonnum_add(cJSON_AddObjectToObject(o, "control"), "clients", st->control_clients);
-	if (st->leader != STATS_LEADER_NONE)
-		cJSON_AddBoolToObject(o, "leader", st->leader == STATS_LEADER_LEADER);
 	jsonnum_add(o, "uptimeSeconds", (int64_t)st->uptime_s);
 	return o;
 }

@@ -34,7 +34,7 @@ struct sink;
 /* The leader election of SPEC §8 (postgres): none with sqlite. */
 enum stats_leader {
 	STATS_LEADER_NONE = 0,
-	STATS_LEADER_FOLLOWER,	/* another instance runs the hook and reconciler */
+	STATS_LEADER_FOLLOWER,	/* another instance runs the hook and the rounds */
 	STATS_LEADER_LEADER	/* this one does */
 };
 

@@ -36,6 +36,7 @@
 #   (40,000 events in batches of 50, synchronous=full, no HTTP): the writer's
 #   CPU per event without the other threads, the median of 3 runs.
 # BENCH_BARE=0 skips the bare server, BENCH_INGEST=0 full-32 and full-128;
+# PostgreSQL (BENCH_PG=0 skips): see tests/bench/pg.sh.
 # BENCH_IDS=random scatters the ids.
 # BENCH_DIR=DIR puts the files there (kept); BENCH_KEEP=1 keeps the temp dir.
 # One summary table at the end.  Exit 0 when every check held, 1 otherwise.
@@ -49,6 +50,7 @@ LOADGEN=$BUILD/loadgen
 BARE=$BUILD/bare
 SPAWNRATE=$BUILD/spawnrate
 SINKBENCH=$here/sinkbench.py
+. "$here/pg.sh"
 SECS=${BENCH_SECS:-8}
 POOL=${BENCH_POOL:-250000}
 CONNS=${BENCH_CONNS:-32}
@@ -78,6 +80,7 @@ fstype=$(stat -f -c %T "$top" 2>/dev/null || echo unknown)
 daemon_pid=
 bg_pid=
 cleanup() {
+	pg_cleanup
 	for p in $daemon_pid $bg_pid; do
 		if kill -0 "$p" 2>/dev/null; then
 			kill -KILL "$p" 2>/dev/null
@@ -530,6 +533,7 @@ summary() {
 	row "200 -> event-log line p50/p99 ms" "$(v lat.log)" "" "200 rtt $(v lat.rtt)" "p99 <= 10"
 	row "200 -> subscriber line p50/p99 ms" "$(v lat.sub)" "" "" "p99 <= 10"
 	row "peak RSS (VmHWM), MiB, all runs" "$((peak_hwm / 1024))" "" "" "<= 32"
+	pg_summary
 }
 
 echo "vinr-webhookd bench: $DAEMON, files in $top ($fstype), $(nproc) CPU(s), ids $IDS"
@@ -547,6 +551,7 @@ fi
 [ "${BENCH_SINGLE:-1}" = 1 ] && ingest full-1 full 1 -d "$SINGLE_SECS" -n 50000
 [ "${BENCH_NORMAL:-1}" = 1 ] && ingest "normal-$CONNS" normal "$CONNS" -d "$SECS" -n "$POOL"
 [ "${BENCH_SINKS:-1}" = 1 ] && sinks
+[ "${BENCH_PG:-1}" = 1 ] && pg_bench
 
 summary
 if [ $failures -ne 0 ]; then

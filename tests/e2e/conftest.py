@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from pg import PgCluster, daemon_pg_settings, pg_bindir, refusal_of_backend
+from pg import PgCluster, daemon_pg_settings, pg_bindir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.environ.get("VINR_BIN_DIR", os.path.join(ROOT, "build"))
@@ -179,6 +179,7 @@ class Daemon(Process):
                   "VINR_PG_PASSWORD", "PGPASSWORD", "PGPASSFILE"):
             self.env.pop(k, None)
         self.env.update(pg_env)
+        self.pg_env = pg_env  # for a run_webhookd() of this config
         self.env.update(env or {})
         self.proc = None
         self._stderr = None
@@ -320,31 +321,12 @@ def pytest_generate_tests(metafunc):
 
 
 def skip_unless_postgres_runs():
-    """Skips the calling test when no PostgreSQL can run here or this
-    daemon does not know the backend yet."""
+    """Skips the calling test when no PostgreSQL can run here (fails it
+    instead when VINR_E2E_REQUIRE_PG is set, as `make test` does)."""
     if pg_bindir() is None:
         if os.environ.get("VINR_E2E_REQUIRE_PG"):
             pytest.fail("PostgreSQL is not installed (make deps-pg)")
         pytest.skip("PostgreSQL is not installed (make deps-pg)")
-    # TODO remove when merged: until store_pg.c and the [storage] keys of
-    # SPEC §8 are in this tree, the daemon refuses `backend`, and the
-    # postgres half of the suite would only say so.  This skips it then,
-    # and only then: a daemon that knows the key runs every postgres test.
-    # At the merge, remove from here to the end of this function, with
-    # _BACKEND_REFUSED and pg.refusal_of_backend.
-    global _BACKEND_REFUSED
-    if _BACKEND_REFUSED is None:
-        probe = tempfile.mkdtemp(prefix="vinr-e2e-probe-")
-        try:
-            _BACKEND_REFUSED = refusal_of_backend(DAEMON, probe) or ""
-        finally:
-            shutil.rmtree(probe, ignore_errors=True)
-    if _BACKEND_REFUSED:
-        pytest.skip("TODO remove when merged: vinr-webhookd refuses the postgres "
-                    "backend (%s)" % _BACKEND_REFUSED)
-
-
-_BACKEND_REFUSED = None
 
 
 @pytest.fixture(scope="session")
@@ -448,7 +430,8 @@ def clean_env(extra=None):
     env = dict(os.environ)
     for k in ("VINR_WEBHOOK_SECRET", "VINR_API_KEY", "VINR_SIM_API_KEY",
               "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS",
-              "LISTEN_PID", "WATCHDOG_USEC", "WATCHDOG_PID"):
+              "LISTEN_PID", "WATCHDOG_USEC", "WATCHDOG_PID",
+              "VINR_PG_PASSWORD", "PGPASSWORD", "PGPASSFILE"):
         env.pop(k, None)
     env.update(extra or {})
     return env

@@ -296,26 +296,3 @@ def daemon_pg_settings(db, instance):
     Daemon's `database` key stays: unused with postgres, and harmless.)"""
     storage = {"backend": "postgres", "dsn": db.dsn, "instance": instance}
     return storage, {"VINR_PG_PASSWORD": db.password}
-
-
-def refusal_of_backend(daemon_bin, workdir):
-    """TODO remove when merged (see conftest.skip_unless_postgres_runs).
-    The message of a `vinr-webhookd -t` that does not know
-    [storage] backend (the PostgreSQL work not yet merged), or None."""
-    os.makedirs(workdir, exist_ok=True)
-    conf = os.path.join(workdir, "probe.conf")
-    with open(os.path.join(workdir, "secret"), "w") as f:
-        f.write("whsec_probe\n")
-    with open(conf, "w") as f:
-        f.write("[webhook]\nsecret_file = %s\n[storage]\nevent_log = %s\n"
-                "backend = postgres\ndsn = postgresql://vinr@127.0.0.1:1/none\n"
-                "instance = probe\n[control]\nsocket = %s\n" % (
-                    os.path.join(workdir, "secret"), os.path.join(workdir, "e.log"),
-                    os.path.join(workdir, "c.sock")))
-    r = subprocess.run([daemon_bin, "-t", "-c", conf], capture_output=True, text=True,
-                       stdin=subprocess.DEVNULL, timeout=30,
-                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    for line in r.stderr.splitlines():
-        if "[storage] backend: unknown key" in line:
-            return line[line.index("[storage]"):]
-    return None

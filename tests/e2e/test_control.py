@@ -632,7 +632,7 @@ def test_socket_path_problems(make_daemon, tmp_path):
     reg = tmp_path / "regular"
     reg.write_text("keep me")
     d2 = make_daemon("d2", start=False, conf={"control": {"socket": str(reg)}})
-    r = run_webhookd("-c", d2.conf_path)
+    r = run_webhookd("-c", d2.conf_path, env=d2.pg_env)
     assert r.returncode != 0 and "not a socket" in r.stderr
     assert reg.read_text() == "keep me"
 

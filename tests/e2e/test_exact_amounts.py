@@ -208,6 +208,7 @@ def test_reconciler_keeps_vinrs_literal(make_daemon):
         raw, r = request_raw(d, {"cmd": "reconcile", "paymentId": p})
         assert r["ok"] is True and r["changed"] is True, r
         assert_literals(raw, BIG, BIG)
+        d.wait_event_log(1)
         assert_literals(d.event_log_bytes(), BIG, BIG)
         assert d.stop() == 0
     finally:
