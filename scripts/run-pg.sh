@@ -172,7 +172,8 @@ fi
 cat <<MSG
 
   Kill one instance (kill -9 <pid>; a: $pid_a, b: $pid_b) and the other
-  goes on, taking over the reconciler within [storage] takeover seconds.
+  goes on, taking over the hook and the reconciler's rounds within
+  [storage] takeover seconds.
 
   Ctrl-C stops everything (the cluster too; rm -rf $PGDIR starts afresh).
 

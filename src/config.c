@@ -941,7 +941,9 @@ config_check(const struct config *c, char *err, size_t errlen, unsigned *bad)
 		unsigned	 bit;
 		int		 line;		/* where it was set, 0 unknown */
 	} files[] = {
-		{ "storage", "database", c->database, 0, 0, 0 },
+		/* Unused with postgres: its default directory need not exist. */
+		{ "storage", "database", c->backend == BACKEND_POSTGRES ? NULL :
+		    c->database, 0, 0, 0 },
 		{ "storage", "event_log", c->event_log, 0, 0, 0 },
 		{ "control", "socket", c->control_socket, 0, 0, 0 },
 		{ "webhook", "secret_file", c->secret_file, 1, CONFIG_BAD_SECRET_FILE,

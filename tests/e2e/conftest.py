@@ -605,7 +605,11 @@ class Sim(Process):
         return self
 
     def stop(self, timeout=10):
-        return Process.stop(self, timeout)
+        rc = Process.stop(self, timeout)
+        # SPEC §8: the database password never reaches a log.
+        pw = self.pg_env.get("VINR_PG_PASSWORD")
+        assert not pw or pw not in self.log(), "the PostgreSQL password is in the log"
+        return rc
 
     # -- HTTP ------------------------------------------------------------
     def request(self, method, path, body=None, key=SIM_KEY, headers=None, timeout=30):
