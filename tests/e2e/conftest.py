@@ -607,7 +607,7 @@ class Sim(Process):
     def stop(self, timeout=10):
         rc = Process.stop(self, timeout)
         # SPEC §8: the database password never reaches a log.
-        pw = self.pg_env.get("VINR_PG_PASSWORD")
+        pw = getattr(self, "pg_env", {}).get("VINR_PG_PASSWORD")
         assert not pw or pw not in self.log(), "the PostgreSQL password is in the log"
         return rc
 
