@@ -204,7 +204,7 @@ p_bytes(struct params *p, const char *v, size_t len)
 	p->v[p->n++] = v;
 }
 
-static char stmt_names[ST_COUNT][16];
+static char stmt_names[ST_COUNT][24];	/* "vinr_w" and an int */
 
 /* Keeps the error's first line for error(), logs it (rate-limited by
  * SQLSTATE) and says what it lost.  Clears res. */
