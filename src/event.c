@@ -42,30 +42,59 @@ status_time_key(enum pay_status s)
 	}
 }
 
+/* The field whose vinr_key is key, or PAY_NFIELDS. */
+static int
+vinr_field(const char *key)
+{
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (pay_fields[i].vinr_key != NULL && pay_fields[i].vinr_key[0] == key[0] &&
+		    strcmp(pay_fields[i].vinr_key, key) == 0)
+			return i;
+	return PAY_NFIELDS;
+}
+
+/* Takes a string node's text (cJSON's malloc'ed copy) instead of copying it. */
+static char *
+take_string(cJSON *v)
+{
+	char *s = v->valuestring;
+
+	v->valuestring = NULL;
+	return s;
+}
+
 /*
  * Fills p from a payment object, the fields the table reads from VINR's
- * object (pay_fields[].vinr_key).  Integers are read exactly from the body
- * (jsonnum.h): an amount must be an integer within int64, so 12.5 or 1e300
- * is no amount in minor units and counts as absent.  Returns 0 or -1
- * (allocation).
+ * object (pay_fields[].vinr_key), in one pass over its members: the first
+ * member of each name counts, as with cJSON_GetObjectItemCaseSensitive().
+ * Text is taken from the tree, not copied.  Integers are read exactly from
+ * the body (jsonnum.h): an amount must be an integer within int64, so 12.5
+ * or 1e300 is no amount in minor units and counts as absent.  Returns 0 or
+ * -1 (allocation).
  */
 static int
 parse_payment(const char *body, size_t len, const cJSON *root, const cJSON *obj,
     int livemode, struct payment *p)
 {
-	const cJSON *v;
+	cJSON *vals[PAY_NFIELDS + 1] = { NULL }, *v;
 	const char *tk;
 	int64_t n;
+	int i;
 
 	payment_init(p);
 	p->livemode = livemode;
-	for (int i = 0; i < PAY_NFIELDS; i++) {
-		if (pay_fields[i].vinr_key == NULL)
+	for (v = obj->child; v != NULL; v = v->next)
+		if (v->string != NULL && vals[i = vinr_field(v->string)] == NULL)
+			vals[i] = v;
+	for (i = 0; i < PAY_NFIELDS; i++) {
+		if ((v = vals[i]) == NULL)
 			continue;
-		v = cJSON_GetObjectItemCaseSensitive(obj, pay_fields[i].vinr_key);
-		if (pay_field_is_text(i)) {
-			if (cJSON_IsString(v) && pay_field_set_text(p, i, v->valuestring) == -1)
-				goto fail;
+		if (pay_fields[i].type == PAY_FT_TEXT) {
+			if (cJSON_IsString(v) && v->valuestring != NULL)
+				pay_field_take_text(p, i, take_string(v));
+		} else if (pay_field_is_text(i)) {
+			if (cJSON_IsString(v))
+				pay_field_set_text(p, i, v->valuestring);
 		} else if (pay_fields[i].type == PAY_FT_BOOL) {
 			if (cJSON_IsBool(v))
 				pay_field_set_int(p, i, true, cJSON_IsTrue(v));
@@ -86,7 +115,8 @@ enum event_err
 event_parse(const char *body, size_t len, const char *fallback_id, struct vinr_event *ev)
 {
 	cJSON *root;
-	const cJSON *id, *type, *data, *obj, *lm;
+	cJSON *id, *type;
+	const cJSON *data, *obj, *lm;
 	int livemode = -1;
 	enum event_err err = EVENT_INVALID_EVENT;
 	const char *end = NULL;
@@ -108,11 +138,10 @@ event_parse(const char *body, size_t len, const char *fallback_id, struct vinr_e
 	if (id == NULL && fallback_id != NULL && *fallback_id != '\0')
 		ev->id = strdup(fallback_id);
 	else if (cJSON_IsString(id) && id->valuestring[0] != '\0')
-		ev->id = strdup(id->valuestring);
+		ev->id = take_string(id);
 	if (ev->id == NULL || !cJSON_IsString(type) || type->valuestring[0] == '\0')
 		goto fail;
-	if ((ev->type = strdup(type->valuestring)) == NULL)
-		goto fail;
+	ev->type = take_string(type);
 	ev->created_at = dup_string(root, "createdAt");
 	lm = cJSON_GetObjectItemCaseSensitive(root, "livemode");
 	if (cJSON_IsBool(lm))

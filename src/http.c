@@ -33,6 +33,7 @@
 
 #include "event.h"
 #include "http.h"
+#include "http_reply.h"
 #include "log.h"
 #include "signature.h"
 #include "store.h"
@@ -170,8 +171,27 @@ http_reject_name(enum reject_reason r)
 }
 
 static enum MHD_Result
+send_mem(struct MHD_Connection *c, unsigned status, const char *body, size_t len,
+    enum MHD_ResponseMemoryMode mode, const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, mode);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
 send_body(struct MHD_Connection *c, unsigned status, const char *body,
-    const char *ctype, const char *allow)
+    const char *ctype)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -182,15 +202,13 @@ send_body(struct MHD_Connection *c, unsigned status, const char *body,
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (allow != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
 
 static enum MHD_Result
-send_json(struct MHD_Connection *c, unsigned status, cJSON *o, const char *allow)
+send_json(struct MHD_Connection *c, unsigned status, cJSON *o)
 {
 	char *s = cJSON_PrintUnformatted(o);
 	enum MHD_Result ret;
@@ -198,22 +216,38 @@ send_json(struct MHD_Connection *c, unsigned status, cJSON *o, const char *allow
 	cJSON_Delete(o);
 	if (s == NULL)
 		return MHD_NO;
-	ret = send_body(c, status, s, "application/json", allow);
+	ret = send_body(c, status, s, "application/json");
 	free(s);
 	return ret;
 }
+
+/*
+ * The error bodies of SPEC §1.4, constant: libmicrohttpd sends them from
+ * here (MHD_RESPMEM_PERSISTENT), with no JSON built, printed or copied.
+ */
+#define ERROR_BODY(name)	"{\"error\":\"" name "\"}"
+static const char *const reject_bodies[REJ_COUNT] = {
+	[REJ_NOT_FOUND] = ERROR_BODY("not_found"),
+	[REJ_METHOD] = ERROR_BODY("method_not_allowed"),
+	[REJ_TOO_LARGE] = ERROR_BODY("payload_too_large"),
+	[REJ_MEDIA] = ERROR_BODY("unsupported_media_type"),
+	[REJ_MISSING_SIG] = ERROR_BODY("missing_signature"),
+	[REJ_TOLERANCE] = ERROR_BODY("timestamp_out_of_tolerance"),
+	[REJ_INVALID_SIG] = ERROR_BODY("invalid_signature"),
+	[REJ_INVALID_JSON] = ERROR_BODY("invalid_json"),
+	[REJ_INVALID_EVENT] = ERROR_BODY("invalid_event"),
+	[REJ_STORAGE] = ERROR_BODY("storage_unavailable"),
+};
 
 /* Answers an error of SPEC §1.4; allow is the Allow header of a 405. */
 static enum MHD_Result
 reject_allow(struct http *h, struct MHD_Connection *c, struct req *r,
     enum reject_reason why, const char *allow)
 {
-	cJSON *o = cJSON_CreateObject();
-
 	atomic_fetch_add(&h->rejected[why], 1);
 	r->kind = REQ_DONE;
-	cJSON_AddStringToObject(o, "error", reject_names[why]);
-	return send_json(c, reject_status[why], o, allow);
+	return send_mem(c, reject_status[why], reject_bodies[why], strlen(reject_bodies[why]),
+	    MHD_RESPMEM_PERSISTENT, allow);
 }
 
 static enum MHD_Result
@@ -422,6 +456,23 @@ resumer_stop(struct http *h)
 	h->resuming = false;
 }
 
+/* The 200 of SPEC §1.4, on the stack unless the id is long. */
+static enum MHD_Result
+send_received(struct MHD_Connection *c, const char *id, bool dup, bool ignored)
+{
+	char stack[512], *buf = stack;
+	size_t need = HTTP_REPLY_SIZE(strlen(id)), len;
+	enum MHD_Result ret;
+
+	if (need > sizeof(stack) && (buf = malloc(need)) == NULL)
+		return MHD_NO;
+	len = http_reply_received(buf, id, dup, ignored);
+	ret = send_mem(c, 200, buf, len, MHD_RESPMEM_MUST_COPY, NULL);
+	if (buf != stack)
+		free(buf);
+	return ret;
+}
+
 /* Resumed after the commit: the answer of SPEC §1.4. */
 static enum MHD_Result
 answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
@@ -429,17 +480,12 @@ answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
 	struct store_ingest in = r->in;
 	struct vinr_event ev = r->ev;
 	enum MHD_Result ret;
-	cJSON *o;
 
 	memset(&r->ev, 0, sizeof(r->ev));
 	if (in.result == INGEST_UNAVAILABLE) {
 		event_release(&ev);
 		return reject(h, c, r, REJ_STORAGE);
 	}
-	o = cJSON_CreateObject();
-	cJSON_AddTrueToObject(o, "received");
-	cJSON_AddStringToObject(o, "eventId", ev.id);
-	cJSON_AddBoolToObject(o, "duplicate", in.result == INGEST_DUPLICATE);
 	switch (in.result) {
 	case INGEST_DUPLICATE:
 		atomic_fetch_add(&h->duplicate, 1);
@@ -448,7 +494,6 @@ answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
 	case INGEST_IGNORED:
 		atomic_fetch_add(&h->accepted, 1);
 		atomic_fetch_add(&h->ignored, 1);
-		cJSON_AddTrueToObject(o, "ignored");
 		log_warnx("event %s (%s) stored but ignored: %s", ev.id, ev.type,
 		    ev.ignore_reason);
 		break;
@@ -463,7 +508,8 @@ answer_stored(struct http *h, struct MHD_Connection *c, struct req *r)
 		break;
 	}
 	r->kind = REQ_DONE;
-	ret = send_json(c, 200, o, NULL);
+	ret = send_received(c, ev.id, in.result == INGEST_DUPLICATE,
+	    in.result == INGEST_IGNORED);
 	event_release(&ev);
 	return ret;
 }
@@ -476,7 +522,7 @@ healthz(struct http *h, struct MHD_Connection *c)
 
 	if (o == NULL)
 		return MHD_NO;
-	return send_json(c, ok ? 200 : 503, o, NULL);
+	return send_json(c, ok ? 200 : 503, o);
 }
 
 static enum MHD_Result
@@ -487,7 +533,7 @@ metrics(struct http *h, struct MHD_Connection *c)
 
 	if (text == NULL)
 		return MHD_NO;
-	ret = send_body(c, 200, text, "text/plain; version=0.0.4; charset=utf-8", NULL);
+	ret = send_body(c, 200, text, "text/plain; version=0.0.4; charset=utf-8");
 	free(text);
 	return ret;
 }

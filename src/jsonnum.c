@@ -2,6 +2,7 @@
  * jsonnum.c - exact integers in JSON (see jsonnum.h).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "jsonnum.h"
 
@@ -130,6 +131,29 @@ count_before(const cJSON *node, const cJSON *item, size_t *k)
 }
 
 /*
+ * The index just past the closing quote of the string whose text starts at
+ * text[i] (len if it is not closed).  A quote closes it unless an odd run of
+ * backslashes escapes it; memchr finds the candidates, which is what makes
+ * a body of long strings cheap to skip.
+ */
+static size_t
+string_end(const char *text, size_t len, size_t i)
+{
+	const char *q;
+	size_t b;
+
+	while (i < len && (q = memchr(text + i, '"', len - i)) != NULL) {
+		i = (size_t)(q - text);
+		for (b = 0; b < i && text[i - 1 - b] == '\\'; b++)
+			;
+		if (b % 2 == 0)
+			return i + 1;
+		i++;
+	}
+	return len + 1;
+}
+
+/*
  * The k-th (from 0) number token of text: outside strings, a run of the
  * characters cJSON reads as a number, starting with '-' or a digit.  No
  * other JSON token holds a digit or a '-' outside a string.  NULL if there
@@ -142,11 +166,7 @@ nth_number(const char *text, size_t len, size_t k, size_t *tlen)
 
 	while (i < len) {
 		if (text[i] == '"') {
-			/* To the closing quote; an escape hides the next byte. */
-			for (i++; i < len && text[i] != '"'; i++)
-				if (text[i] == '\\')
-					i++;
-			i++;
+			i = string_end(text, len, i + 1);
 		} else if (text[i] == '-' || is_digit(text[i])) {
 			for (start = i; i < len && is_num_char(text[i]); i++)
 				;

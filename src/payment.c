@@ -184,6 +184,13 @@ pay_field_set_text(struct payment *p, enum pay_field_id i, const char *v)
 }
 
 void
+pay_field_take_text(struct payment *p, enum pay_field_id i, char *v)
+{
+	free(*text_at(p, i));
+	*text_at(p, i) = v;
+}
+
+void
 pay_field_set_int(struct payment *p, enum pay_field_id i, bool has, int64_t v)
 {
 	char *base = (char *)p;

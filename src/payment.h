@@ -96,6 +96,10 @@ bool		 pay_field_int(const struct payment *, enum pay_field_id, int64_t *v);
 /* Sets a TEXT field to a copy of v, or a STATUS field to pay_status_parse(v);
  * v NULL = unknown.  Returns 0, or -1 on allocation failure (p unchanged). */
 int		 pay_field_set_text(struct payment *, enum pay_field_id, const char *v);
+/* Sets a TEXT field to v itself, a malloc'ed string p now owns (freed by
+ * payment_release()); the field's old value is freed.  The parser hands
+ * over cJSON's strings this way instead of copying them. */
+void		 pay_field_take_text(struct payment *, enum pay_field_id, char *v);
 /* Sets an INT64 field, or a BOOL one to v != 0; has false = unknown. */
 void		 pay_field_set_int(struct payment *, enum pay_field_id, bool has, int64_t v);
 

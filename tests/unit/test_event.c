@@ -644,6 +644,36 @@ test_string_escapes(void **state)
 	event_release(&ev);
 }
 
+/*
+ * A name given twice in the payment object: the first member counts, as
+ * cJSON_GetObjectItemCaseSensitive() finds it (parse_payment() reads the
+ * members in one pass), whatever its type; the texts outlive the tree.
+ */
+static void
+test_repeated_members_first_wins(void **state)
+{
+	struct vinr_event ev;
+	char *body;
+
+	(void)state;
+	body = envelope("terminal_payment.completed", "{\"id\":\"tpay_1\","
+	    "\"status\":\"completed\",\"currency\":\"EUR\",\"currency\":\"USD\","
+	    "\"brand\":7,\"brand\":\"visa\",\"amount\":100,\"amount\":200,"
+	    "\"id\":\"tpay_2\",\"Last4\":\"1111\",\"last4\":\"4242\"}");
+	parse_ok(body, NULL, &ev);
+	free(body);
+	assert_string_equal(ev.id, "evt_1");
+	assert_string_equal(ev.type, "terminal_payment.completed");
+	assert_string_equal(ev.pay.id, "tpay_1");
+	assert_string_equal(ev.pay.currency, "EUR");
+	assert_null(ev.pay.brand);		/* the first brand is no string */
+	assert_string_equal(ev.pay.last4, "4242");	/* names are case-sensitive */
+	assert_true(ev.pay.has_amount);
+	assert_int_equal(ev.pay.amount, 100);
+	assert_int_equal(ev.pay.status, PAY_COMPLETED);
+	event_release(&ev);
+}
+
 int
 main(void)
 {
@@ -667,6 +697,7 @@ main(void)
 		cmocka_unit_test(test_amounts_exact_among_other_numbers),
 		cmocka_unit_test(test_status_at),
 		cmocka_unit_test(test_string_escapes),
+		cmocka_unit_test(test_repeated_members_first_wins),
 	};
 
 	return cmocka_run_group_tests_name("event", tests, NULL, NULL);
