@@ -674,9 +674,17 @@ feed(struct control *ctl, struct client *cl)
 			cl->caught_up = true;
 		control_conn_flush(cl->conn);
 	}
-	if (!control_conn_dead(cl->conn) && cl->sub_seq < last &&
-	    control_conn_unsent(cl->conn) < SUB_LOW)
-		ctl->again = true;	/* more for it after the others' turn */
+	/*
+	 * Rounds used up with more to send: another turn at once, or (its
+	 * buffer full) as soon as the write below empties it, even if that
+	 * write takes all of it and no POLLOUT is asked for.
+	 */
+	if (!control_conn_dead(cl->conn) && cl->sub_seq < last) {
+		if (control_conn_unsent(cl->conn) < SUB_LOW)
+			ctl->again = true;
+		else
+			cl->more = true;
+	}
 }
 
 /*
