@@ -457,3 +457,36 @@ def test_sigkill_of_one_instance_under_load(pair):
     outs = check_store(a, acked + [ev])
     check_event_log(a, outs, allow_repeats=True)
     assert a.stop() == 0 and b.stop() == 0
+
+
+# ---------------------------------------------------------------------------
+# where the password comes from (SPEC §8): never the INI file
+
+def test_password_from_pgpassfile_or_credential_never_the_file(make_daemon, tmp_path):
+    from conftest import run_webhookd
+    # libpq's own PGPASSFILE, with no VINR_PG_PASSWORD.
+    a = make_daemon("a", start=False)
+    pw = a.pg_env["VINR_PG_PASSWORD"]
+    passfile = tmp_path / "pgpass"
+    passfile.write_text("127.0.0.1:*:*:vinr:%s\n" % pw)
+    os.chmod(passfile, 0o600)
+    a.env.pop("VINR_PG_PASSWORD")
+    a.env["PGPASSFILE"] = str(passfile)
+    a.start()
+    assert a.post_event(make_event("completed"))[0] == 200
+    assert pw not in open(a.conf_path).read()
+    assert a.stop() == 0
+    # The pg-password credential (systemd's LoadCredential=).
+    b = make_daemon("b", start=False)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "pg-password").write_text(pw + "\n")
+    b.env.pop("VINR_PG_PASSWORD")
+    b.env["CREDENTIALS_DIRECTORY"] = str(creds)
+    b.start()
+    assert b.post_event(make_event("completed"))[0] == 200
+    assert b.stop() == 0
+    # None at all: it does not start, says why, and shows no password.
+    r = run_webhookd("-c", b.conf_path)
+    assert r.returncode == 1, r.stderr
+    assert "password" in r.stderr and pw not in r.stderr
