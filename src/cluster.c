@@ -12,6 +12,7 @@
 #include "reconcile.h"
 #include "sink.h"
 #include "stats.h"
+#include "store.h"
 
 struct cluster {
 	struct cluster_params	 p;
@@ -20,20 +21,24 @@ struct cluster {
 };
 
 /* On the election's thread: the lock is ours. */
-static void
+static int
 on_lead(void *arg)
 {
 	struct cluster *c = arg;
 	struct sink *hook = NULL;
 
-	if (c->p.start(c->p.arg, &hook) == -1)
-		log_warnx("leading, but the hook did not start");
+	/* Leading without a hook would hold every other instance off it. */
+	if (c->p.start(c->p.arg, &hook) == -1) {
+		log_warnx("the hook did not start: leadership given up, to be tried again");
+		return -1;
+	}
 	pthread_mutex_lock(c->p.src->swap);
 	if (c->p.hook_slot >= 0)
 		c->p.src->sinks[c->p.hook_slot] = hook;
 	atomic_store(&c->p.src->leader, STATS_LEADER_LEADER);
 	pthread_mutex_unlock(c->p.src->swap);
 	reconcile_set_rounds(c->p.reconciler, true);
+	return 0;
 }
 
 /* On the election's thread: the lock may be gone; stop delivering now. */
@@ -53,6 +58,12 @@ on_lose(void *arg)
 	pthread_mutex_unlock(c->p.src->swap);
 	sink_stop(hook);
 	sink_free(hook);
+	/* Before the lock goes (the caller drops the session after this): the
+	 * next leader resumes from what this one delivered, not a second
+	 * earlier. */
+	if (hook != NULL && store_sync(c->p.store) == -1)
+		log_warnx("lost leadership: the hook's cursor could not be saved: "
+		    "the next leader may run the hook again for the last outcomes");
 }
 
 struct cluster *
@@ -76,17 +87,6 @@ cluster_start(const struct cluster_params *p, char *err, size_t errlen)
 		return NULL;
 	}
 	return c;
-}
-
-void
-cluster_reload(struct cluster *c)
-{
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(c->p.src->swap);
-	if (c->p.hook_slot >= 0)
-		sink_reopen(c->p.src->sinks[c->p.hook_slot]);
-	pthread_mutex_unlock(c->p.src->swap);
 }
 
 void

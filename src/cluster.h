@@ -41,8 +41,6 @@ struct cluster_params {
 
 /* Starts listening and competing.  NULL with a message in err on failure. */
 struct cluster	*cluster_start(const struct cluster_params *, char *err, size_t errlen);
-/* SIGHUP: the running hook sink reopens (main reloads the reconciler). */
-void		 cluster_reload(struct cluster *);
 /* Stops the election (the hook and the rounds with it) and the listener.
  * Never frees.  NULL ok. */
 void		 cluster_stop(struct cluster *);

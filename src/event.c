@@ -123,6 +123,12 @@ event_parse(const char *body, size_t len, const char *fallback_id, struct vinr_e
 
 	memset(ev, 0, sizeof(*ev));
 	payment_init(&ev->pay);
+	/*
+	 * JSON has no raw control characters, NUL least of all (cJSON would
+	 * cut a string at it, and PostgreSQL refuses it in text): invalid.
+	 */
+	if (memchr(body, '\0', len) != NULL)
+		return EVENT_INVALID_JSON;
 	if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
 		return EVENT_INVALID_JSON;
 	/* One JSON value and nothing after it but whitespace. */

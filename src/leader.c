@@ -31,6 +31,7 @@ struct leader {
 	atomic_bool		 leading;
 	_Atomic int64_t		 tick_ms;
 	int64_t			 rejoin_ms;	/* no competing before this */
+	int64_t			 ok_ms;		/* leading: the last good check */
 };
 
 /*
@@ -107,18 +108,32 @@ round_connected(struct leader *l)
 		if (r == 1) {
 			atomic_store(&l->leading, true);
 			log_info("became leader: starting the hook and the reconciler rounds");
-			l->p.on_lead(l->p.arg);
+			if (l->p.on_lead(l->p.arg) == -1)
+				lose(l, "the hook did not start");
+			else
+				l->ok_ms = util_mono_ms();
 			return;
 		}
 		if (nap(l, 1000) == -1)
 			lose(l, "connection lost");
 		return;
 	}
-	if (nap(l, takeover_ms / 4 > 0 ? takeover_ms / 4 : 250) == -1)
+	/*
+	 * Check every takeover/8 with a deadline of takeover/8, and give up once
+	 * the last good check is older than takeover/4 (pg_conn.h): well before
+	 * the server, whose keepalives give up after about 7/8 takeover, drops
+	 * the session and the lock, so that this one has stopped delivering
+	 * before another instance can lead.
+	 */
+	if (nap(l, takeover_ms / 8 > 125 ? takeover_ms / 8 : 125) == -1)
 		lose(l, "connection lost");
 	else if (!atomic_load(&l->stopping) &&
-	    pg_conn_query(l->conn, "SELECT 1", takeover_ms / 2 + 1) == -1)
+	    pg_conn_query(l->conn, "SELECT 1", takeover_ms / 8 + 1) == -1)
 		lose(l, "connection check failed");
+	else if (util_mono_ms() - l->ok_ms > takeover_ms / 4 + 250)
+		lose(l, "connection checks too slow");
+	else
+		l->ok_ms = util_mono_ms();
 }
 
 static void *

@@ -32,8 +32,10 @@ struct leader_params {
 	int64_t		 lock_key;	/* 0: LEADER_LOCK_KEY */
 	/* Called on the leader's thread: on_lead once the lock is held, on_lose
 	 * once it may no longer be (also from leader_stop()).  They alternate,
-	 * on_lead first. */
-	void		(*on_lead)(void *arg);
+	 * on_lead first.  on_lead returns 0, or -1 when it could not take up
+	 * the work: then on_lose follows at once and the lock is given up, so
+	 * that another instance (or this one, later) tries. */
+	int		(*on_lead)(void *arg);
 	void		(*on_lose)(void *arg);
 	void		*arg;
 };

@@ -153,10 +153,14 @@ reload(struct daemon *d)
 			log_info("reload: %zu webhook secret(s) in use", n);
 		secrets_keys_free(keys, n);
 	}
+	/* With postgres the hook's slot is swapped by the election's thread. */
+	if (d->src.swap != NULL)
+		pthread_mutex_lock(d->src.swap);
 	for (int i = 0; i < d->src.nsinks; i++)
 		sink_reopen(d->src.sinks[i]);
+	if (d->src.swap != NULL)
+		pthread_mutex_unlock(d->src.swap);
 	reconcile_reload(d->reconciler);
-	cluster_reload(d->cluster);
 	gateway_reload(d->gateway);
 }
 

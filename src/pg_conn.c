@@ -33,9 +33,12 @@ pg_conn_open(const char *dsn, const char *password, int takeover_s,
 	snprintf(intvl, sizeof(intvl), "%d", n);
 	snprintf(utime, sizeof(utime), "%d", t * 500);
 	snprintf(ctime, sizeof(ctime), "%d", t > 2 ? t / 2 : 2);
+	/* The server's side gives up later than the leader's own checks
+	 * (leader.c: takeover/4) and still within takeover: idle takeover/2
+	 * + 3 probes takeover/8 apart, or unacknowledged data for 3/4 of it. */
 	snprintf(opts, sizeof(opts), "-c tcp_keepalives_idle=%d "
 	    "-c tcp_keepalives_interval=%d -c tcp_keepalives_count=3 "
-	    "-c tcp_user_timeout=%d", i, n, t * 500);
+	    "-c tcp_user_timeout=%d", t / 2 > 0 ? t / 2 : 1, n, t * 750);
 	vals[0] = dsn;
 	vals[1] = password;
 	vals[2] = "1";

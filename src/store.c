@@ -62,7 +62,8 @@ enum job_kind {
 	JOB_RC_SET,
 	JOB_PAY_BEGIN,
 	JOB_PAY_SET,
-	JOB_PAY_MOVE
+	JOB_PAY_MOVE,
+	JOB_SYNC		/* nothing: the cursors ride along (store_sync()) */
 };
 
 struct job {
@@ -250,6 +251,8 @@ job_run(struct store *s, struct job *j, const char *now)
 		    j->u.pay_set.before, now);
 		j->u.pay_set.moved = rc;
 		return rc < 0 ? rc : 0;
+	case JOB_SYNC:
+		return 0;
 	}
 	return STORE_E_JOB;
 }
@@ -793,6 +796,15 @@ store_replay_async(struct store *s, const char *sink, int64_t seq,
 	j->u.replay.sink = sink;
 	j->u.replay.seq = seq;
 	return submit_async(s, j, done, arg);
+}
+
+int
+store_sync(struct store *s)
+{
+	struct job j = { .kind = JOB_SYNC };
+
+	submit(s, &j);
+	return j.rc;
 }
 
 int

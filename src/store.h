@@ -101,6 +101,13 @@ void		 store_ingest(struct store *, struct store_ingest *);
  */
 void		 store_cursor_set(struct store *, const char *sink, int64_t seq);
 
+/*
+ * Commits the cursors set so far now (they ride along with an empty job),
+ * instead of with the next batch or within a second.  Blocks until
+ * committed; 0 or -1.  For a hook sink handing over to another instance.
+ */
+int		 store_sync(struct store *);
+
 /* Records a dead letter and moves the cursor past it.  Blocks until
  * committed; returns 0 or -1. */
 int		 store_dead_letter(struct store *, const char *sink, int64_t seq,

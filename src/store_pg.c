@@ -792,16 +792,19 @@ abandon(struct store_conn *c)
 
 /*
  * BEGIN and the counter's row lock, waiting at most ms for it: the write
- * lock of every instance.  Reads the counter.
+ * lock of every instance.  Reads the counter.  READ COMMITTED whatever the
+ * database's default: under REPEATABLE READ the row lock taken after
+ * another instance's commit would fail with a serialization error.
  */
 static int
 lock_counter(struct store_conn *c, int ms)
 {
-	char sql[160];
+	char sql[192];
 	PGresult *res;
 	int rc;
 
-	snprintf(sql, sizeof(sql), "BEGIN; SET LOCAL lock_timeout = %d; SELECT "
+	snprintf(sql, sizeof(sql), "BEGIN ISOLATION LEVEL READ COMMITTED; "
+	    "SET LOCAL lock_timeout = %d; SELECT "
 	    "last_seq FROM seq_counter WHERE id = 1 FOR UPDATE", ms);
 	if ((rc = command(c, sql, NULL, &res)) != 0) {
 		abandon(c);
@@ -897,8 +900,12 @@ pg_probe(struct store_conn *c)
 	if (!connected(c) && reconnect(c) != 0)
 		return STORE_E_TXN;
 	abandon(c);
-	if ((rc = lock_counter(c, PROBE_WAIT_MS)) != 0 && !connected(c) &&
-	    reconnect(c) == 0)
+	/*
+	 * Refused on a live connection too: a new one, since a multi-host DSN
+	 * may find the new primary after a failover (the old one is now a
+	 * standby: read-only, 25006).
+	 */
+	if ((rc = lock_counter(c, PROBE_WAIT_MS)) != 0 && reconnect(c) == 0)
 		rc = lock_counter(c, PROBE_WAIT_MS);
 	abandon(c);
 	return rc;

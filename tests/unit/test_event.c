@@ -87,6 +87,11 @@ test_invalid_json_length(void **state)
 	assert_int_equal(event_parse(body, strlen(body) - 1, NULL, &ev),
 	    EVENT_INVALID_JSON);
 	assert_int_equal(event_parse(body, 0, NULL, &ev), EVENT_INVALID_JSON);
+	/* A raw NUL, in a string or after the value, is not JSON either. */
+	static const char nul_in[] = "{\"id\":\"evt\0_1\",\"type\":\"t\"}";
+	assert_int_equal(event_parse(nul_in, sizeof(nul_in) - 1, NULL, &ev),
+	    EVENT_INVALID_JSON);
+	assert_int_equal(event_parse(body, sizeof(body), NULL, &ev), EVENT_INVALID_JSON);
 	/* Not NUL-terminated at len: no read past it. */
 	char buf[64];
 	memset(buf, 'x', sizeof(buf));

@@ -32,10 +32,11 @@ struct who {
 
 static const char *dsn, *password;
 
-static void
+static int
 on_lead(void *arg)
 {
 	atomic_fetch_add(&((struct who *)arg)->leads, 1);
+	return 0;
 }
 
 static void
