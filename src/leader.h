@@ -7,11 +7,13 @@
  * on_lead.  The lock lives as long as the session: when this process dies,
  * even by SIGKILL, the server releases it as soon as the socket closes.
  * While leading, the thread watches the connection (readable socket at
- * once, a "SELECT 1" every takeover/4 s, with a deadline of takeover/2 s);
- * when it fails, on_lose is called before anything else, so that nothing
- * goes on delivering without the lock, and the thread reconnects and
- * competes again.  Keepalives on both ends (pg_conn.h) let the server drop
- * a dead leader's session, and so its lock, within takeover seconds.
+ * once, a "SELECT 1" every takeover/8 s, with a deadline of takeover/8 s,
+ * and no more than takeover/4 s without a good answer); when it fails,
+ * on_lose is called before anything else, so that nothing goes on
+ * delivering without the lock, and the thread reconnects and competes
+ * again.  The server's keepalives (pg_conn.h) drop a silent leader's
+ * session, and so its lock, after about 7/8 takeover: later than the
+ * leader gives up, and within takeover seconds.
  */
 #ifndef VINR_LEADER_H
 #define VINR_LEADER_H
