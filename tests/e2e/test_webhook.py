@@ -361,6 +361,15 @@ def test_400_invalid_json(d, body):
     check_rejected(d, 400, "invalid_json", body=body, headers=d.signed_headers(body))
 
 
+def test_400_raw_nul_is_invalid_json(d):
+    """JSON has no raw NUL (SQLite would keep it, PostgreSQL refuses it in
+    text): refused before anything is stored, on both backends alike."""
+    ev = make_event("completed")
+    body = body_of(ev).replace(b'"' + ev["id"].encode(), b'"' + ev["id"].encode() + b"\x00", 1)
+    assert b"\x00" in body
+    check_rejected(d, 400, "invalid_json", body=body, headers=d.signed_headers(body))
+
+
 def test_400_trailing_garbage_is_invalid_json(d):
     ev = make_event("completed")
     body = body_of(ev) + b"garbage"
