@@ -39,6 +39,17 @@ int	payreq_from_row(sqlite3_stmt *, int col0, struct pay_request *r);
 extern const char *const sql_migrations[];
 extern const int sql_nmigrations;
 
+/*
+ * The payment upsert and "track" statements, written from the field table
+ * (payment.h) so that a column added there is stored with no list to keep
+ * in step: parameters mark1 .. markN in the table's order (mark: '?' for
+ * SQLite, '$' for PostgreSQL), then N+1 updated_at and, for the upsert,
+ * N+2 last_event_id.  An applied transition replaces every column; "track"
+ * fills only what a known payment lacks and keeps its status.  0, or -1
+ * when a buffer is too small.
+ */
+int	store_pay_sql(char mark, char *upsert, size_t ulen, char *track, size_t tlen);
+
 /* Opens a connection with the pragmas every connection of ours uses. */
 sqlite3	*store_connect(const char *path, int flags, char *err, size_t errlen);
 

@@ -106,45 +106,17 @@ static const char *stmt_sql[ST_COUNT] = {
 };
 
 /*
- * The payment statements from the field table, as store_sqlite.c writes
- * them: $1 .. $N in PAYMENT_COLS' order, then $N+1 updated_at and $N+2
- * last_event_id (the upsert).  "track" fills only what a known payment
- * lacks and keeps its status.  Built once at the first open, before the
- * writer runs; never freed.
+ * The payment statements (store_pay_sql()): $1 .. $N in PAYMENT_COLS'
+ * order, then $N+1 updated_at and $N+2 last_event_id (the upsert).  Built
+ * once at the first open, before the writer runs; never freed.
  */
 static char pay_upsert_sql[2048], pay_track_sql[2048];
 
 static int
 pay_sql(void)
 {
-	char cols[512] = "", vals[256] = "", set_up[1024] = "", set_track[1024] = "";
-	const int n = PAY_NFIELDS;
-	size_t len = 0;
-
-#define CAT(buf, ...) (len = strlen(buf), \
-	snprintf(buf + len, sizeof(buf) - len, __VA_ARGS__) >= (int)(sizeof(buf) - len))
-	for (int i = 0; i < n; i++) {
-		const char *col = pay_fields[i].column, *sep = i > 0 ? ", " : "";
-
-		if (CAT(cols, "%s%s", sep, col) || CAT(vals, "%s$%d", sep, i + 1))
-			return -1;
-		if (i == PF_ID)
-			continue;	/* the conflict target */
-		if (CAT(set_up, "%s = $%d, ", col, i + 1))
-			return -1;
-		if (i != PF_STATUS && CAT(set_track, "%s = coalesce(payments.%s, $%d), ",
-		    col, col, i + 1))
-			return -1;
-	}
-#undef CAT
-	if (snprintf(pay_upsert_sql, sizeof(pay_upsert_sql), "INSERT INTO payments (%s, "
-	    "updated_at, last_event_id) VALUES (%s, $%d, $%d) ON CONFLICT (id) DO UPDATE "
-	    "SET %supdated_at = $%d, last_event_id = $%d, rc_attempts = 0, "
-	    "rc_next_at = NULL, rc_state = 'idle'", cols, vals, n + 1, n + 2, set_up,
-	    n + 1, n + 2) >= (int)sizeof(pay_upsert_sql) ||
-	    snprintf(pay_track_sql, sizeof(pay_track_sql), "INSERT INTO payments (%s, "
-	    "updated_at, tracked) VALUES (%s, $%d, 1) ON CONFLICT (id) DO UPDATE SET "
-	    "%stracked = 1", cols, vals, n + 1, set_track) >= (int)sizeof(pay_track_sql))
+	if (store_pay_sql('$', pay_upsert_sql, sizeof(pay_upsert_sql), pay_track_sql,
+	    sizeof(pay_track_sql)) == -1)
 		return -1;
 	stmt_sql[ST_PAY_UPSERT] = pay_upsert_sql;
 	stmt_sql[ST_TRACK] = pay_track_sql;

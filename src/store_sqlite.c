@@ -96,48 +96,18 @@ static const char *stmt_sql[ST_COUNT] = {
 };
 
 /*
- * The two statements that write every payment column, written from the
- * field table (payment.h) so that a column added there is bound, stored and
- * read back with no list to keep in step here.  Both bind ?1 .. ?N as
- * bind_payment() does, then ?N+1 = updated_at, and ?N+2 = last_event_id for
- * the upsert.  An applied transition replaces every column.  "track" keeps
- * what a known payment has: unqualified names in DO UPDATE are the stored
- * row, so coalesce(col, ?k) fills only what is missing, and the status
- * stays.  Built once, before any thread runs; never freed (a few hundred
- * bytes for the life of the process).
+ * The two statements that write every payment column (store_pay_sql()):
+ * both bind ?1 .. ?N as bind_payment() does, then ?N+1 = updated_at, and
+ * ?N+2 = last_event_id for the upsert.  Built once, before any thread runs;
+ * never freed.
  */
 static char pay_upsert_sql[2048], pay_track_sql[2048];
 
 static int
 pay_sql(void)
 {
-	char cols[512] = "", vals[256] = "", set_up[1024] = "", set_track[1024] = "";
-	const int n = PAY_NFIELDS;
-	size_t len = 0;
-
-#define CAT(buf, ...) (len = strlen(buf), \
-	snprintf(buf + len, sizeof(buf) - len, __VA_ARGS__) >= (int)(sizeof(buf) - len))
-	for (int i = 0; i < n; i++) {
-		const char *col = pay_fields[i].column, *sep = i > 0 ? ", " : "";
-
-		if (CAT(cols, "%s%s", sep, col) || CAT(vals, "%s?%d", sep, i + 1))
-			return -1;
-		if (i == PF_ID)
-			continue;	/* the conflict target */
-		if (CAT(set_up, "%s = ?%d, ", col, i + 1))
-			return -1;
-		if (i != PF_STATUS && CAT(set_track, "%s = coalesce(%s, ?%d), ", col, col, i + 1))
-			return -1;
-	}
-#undef CAT
-	if (snprintf(pay_upsert_sql, sizeof(pay_upsert_sql), "INSERT INTO payments (%s, "
-	    "updated_at, last_event_id) VALUES (%s, ?%d, ?%d) ON CONFLICT (id) DO UPDATE "
-	    "SET %supdated_at = ?%d, last_event_id = ?%d, rc_attempts = 0, "
-	    "rc_next_at = NULL, rc_state = 'idle'", cols, vals, n + 1, n + 2, set_up,
-	    n + 1, n + 2) >= (int)sizeof(pay_upsert_sql) ||
-	    snprintf(pay_track_sql, sizeof(pay_track_sql), "INSERT INTO payments (%s, "
-	    "updated_at, tracked) VALUES (%s, ?%d, 1) ON CONFLICT (id) DO UPDATE SET "
-	    "%stracked = 1", cols, vals, n + 1, set_track) >= (int)sizeof(pay_track_sql))
+	if (store_pay_sql('?', pay_upsert_sql, sizeof(pay_upsert_sql), pay_track_sql,
+	    sizeof(pay_track_sql)) == -1)
 		return -1;
 	stmt_sql[ST_PAY_UPSERT] = pay_upsert_sql;
 	stmt_sql[ST_TRACK] = pay_track_sql;
