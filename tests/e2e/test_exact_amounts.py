@@ -133,6 +133,7 @@ def test_wait_wakes_with_exact_amount(make_daemon, tmp_path):
     assert r["payment"]["amount"] == ROUND
     raw, _ = request_raw(daemon, {"cmd": "get", "paymentId": p})
     assert_literals(raw, ROUND, 0)
+    daemon.wait_event_log(1)   # the answer comes at COMMIT; the line after it
     assert_literals(daemon.event_log_bytes(), ROUND, 0)
     (seq,), = daemon.query("SELECT seq FROM outcomes WHERE payment_id = ?", p)
     env_path = os.path.join(hookdir, "env.%d" % seq)
