@@ -1,8 +1,9 @@
 /*
  * signature.c - webhook signature verification (SPEC.md §1.2, §1.3).
  *
- * Pure: no I/O, no globals, no logging, and no allocation of our own on the
- * verify path.  The signed bytes are never concatenated into a buffer: the
+ * Pure: no I/O, no logging, and no allocation of our own on the verify path
+ * once a thread has verified its first signature.  The one global state is
+ * the HMAC context cache below.  The signed bytes are never concatenated into a buffer: the
  * HMAC is fed its parts ("t", ".", body) one after the other, so a body of
  * any size costs no copy.  That is why this file uses OpenSSL 3's EVP_MAC
  * interface rather than the one-shot HMAC(), which wants the message in one
@@ -32,6 +33,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <pthread.h>
+
 #include "signature.h"
 
 #define MAC_LEN		32	/* HMAC-SHA256 */
@@ -52,14 +55,39 @@ struct span {
 	size_t		 len;
 };
 
-/* One HMAC context, reused for every key of one call. */
+#define MAC_KEY_CACHED	128	/* longer HMAC keys are set again on every use */
+
+/*
+ * This thread's HMAC-SHA256 context and a copy of the key it holds.
+ * Fetching the HMAC implementation and creating a context cost more than
+ * the HMAC of a webhook (and the fetch takes a lock every worker thread
+ * shares), so the implementation is fetched once per process and every
+ * thread keeps one context, freed by the thread key's destructor when the
+ * thread exits (sig_thread_release() for a thread that never exits).
+ *
+ * Setting the key costs two SHA-256 blocks; EVP_MAC_init with a NULL key
+ * instead restarts from the key schedule the context already holds (an
+ * EVP_MAC_init after EVP_MAC_final is a legal transition, life_cycle-mac(7);
+ * the HMAC provider then calls HMAC_Init_ex with a NULL key, which keeps
+ * the key).  It is only done when the bytes of the key asked for equal the
+ * copy kept here, never on pointer identity: a reloaded key may be
+ * allocated where the old one was.  klen is 0 whenever the context's key is
+ * unknown (new context, key too long to copy, a failed init).
+ */
 struct mac {
-	EVP_MAC		*mac;
 	EVP_MAC_CTX	*ctx;
+	size_t		 klen;
+	unsigned char	 key[MAC_KEY_CACHED];
 };
 
-static int	 mac_open(struct mac *);
-static void	 mac_close(struct mac *);
+static pthread_once_t	 mac_once = PTHREAD_ONCE_INIT;
+static EVP_MAC		*mac_hmac;
+static pthread_key_t	 mac_tkey;
+static int		 mac_ready;
+
+static void	 mac_destroy(void *);
+static void	 mac_global_init(void);
+static struct mac *mac_open(void);
 static int	 mac_compute(struct mac *, const struct sig_key *,
 		    const struct span *, size_t, unsigned char *);
 static int	 span_eq(const struct span *, const char *);
@@ -81,28 +109,84 @@ static int	 match_v1a(const char *, const struct span *,
 static int	 sign_v1a(const struct sig_key *, const struct span *, char *,
 		    size_t);
 
-static int
-mac_open(struct mac *m)
+static void
+mac_destroy(void *p)
 {
-	m->ctx = NULL;
-	if ((m->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) == NULL)
-		return -1;
-	if ((m->ctx = EVP_MAC_CTX_new(m->mac)) == NULL) {
-		EVP_MAC_free(m->mac);
-		m->mac = NULL;
-		return -1;
-	}
-	return 0;
+	struct mac	*m = p;
+
+	/* EVP_MAC_CTX_free cleanses the key schedule it held. */
+	EVP_MAC_CTX_free(m->ctx);
+	OPENSSL_cleanse(m, sizeof(*m));
+	free(m);
 }
 
 static void
-mac_close(struct mac *m)
+mac_global_init(void)
 {
-	/* EVP_MAC_CTX_free cleanses the key schedule it held. */
-	EVP_MAC_CTX_free(m->ctx);
-	EVP_MAC_free(m->mac);
-	m->ctx = NULL;
-	m->mac = NULL;
+	if ((mac_hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) == NULL)
+		return;
+	if (pthread_key_create(&mac_tkey, mac_destroy) != 0) {
+		EVP_MAC_free(mac_hmac);
+		mac_hmac = NULL;
+		return;
+	}
+	mac_ready = 1;
+}
+
+/* This thread's HMAC-SHA256 context, made on first use, or NULL. */
+static struct mac *
+mac_open(void)
+{
+	char		 digest[] = "SHA256";
+	OSSL_PARAM	 params[2];
+	struct mac	*m;
+
+	if (pthread_once(&mac_once, mac_global_init) != 0 || !mac_ready)
+		return NULL;
+	if ((m = pthread_getspecific(mac_tkey)) != NULL)
+		return m;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((m->ctx = EVP_MAC_CTX_new(mac_hmac)) == NULL ||
+	    !EVP_MAC_CTX_set_params(m->ctx, params) ||
+	    pthread_setspecific(mac_tkey, m) != 0) {
+		mac_destroy(m);
+		return NULL;
+	}
+	return m;
+}
+
+void
+sig_thread_release(void)
+{
+	struct mac	*m;
+
+	if (pthread_once(&mac_once, mac_global_init) != 0 || !mac_ready ||
+	    (m = pthread_getspecific(mac_tkey)) == NULL)
+		return;
+	(void)pthread_setspecific(mac_tkey, NULL);
+	mac_destroy(m);
+}
+
+/* Sets up m->ctx for key: the key schedule it holds when the same bytes. */
+static int
+mac_init(struct mac *m, const struct sig_key *key)
+{
+	if (m->klen == key->len &&
+	    CRYPTO_memcmp(m->key, key->data, key->len) == 0)
+		return EVP_MAC_init(m->ctx, NULL, 0, NULL) ? 0 : -1;
+	/* Unknown until the new key is in: a failure leaves it unknown. */
+	m->klen = 0;
+	if (!EVP_MAC_init(m->ctx, key->data, key->len, NULL))
+		return -1;
+	if (key->len <= sizeof(m->key)) {
+		memcpy(m->key, key->data, key->len);
+		m->klen = key->len;
+	}
+	return 0;
 }
 
 /*
@@ -113,8 +197,6 @@ static int
 mac_compute(struct mac *m, const struct sig_key *key, const struct span *parts,
     size_t nparts, unsigned char *out)
 {
-	char		 digest[] = "SHA256";
-	OSSL_PARAM	 params[2];
 	size_t		 i, outlen = 0;
 
 	/*
@@ -124,23 +206,24 @@ mac_compute(struct mac *m, const struct sig_key *key, const struct span *parts,
 	 */
 	if (!key_usable(key) || key->kind != SIG_KEY_HMAC)
 		return -1;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!EVP_MAC_init(m->ctx, key->data, key->len, params))
+	if (mac_init(m, key) == -1)
 		return -1;
 	for (i = 0; i < nparts; i++) {
 		if (i > 0 && !EVP_MAC_update(m->ctx,
 		    (const unsigned char *)".", 1))
-			return -1;
+			goto fail;
 		/* A zero-length body may come as a NULL pointer. */
 		if (parts[i].len > 0 && !EVP_MAC_update(m->ctx,
 		    (const unsigned char *)parts[i].p, parts[i].len))
-			return -1;
+			goto fail;
 	}
 	if (!EVP_MAC_final(m->ctx, out, &outlen, MAC_LEN) || outlen != MAC_LEN)
-		return -1;
+		goto fail;
 	return 0;
+fail:
+	/* Whatever state the context is in now, set the key again next time. */
+	m->klen = 0;
+	return -1;
 }
 
 static int
@@ -397,7 +480,7 @@ enum sig_result
 sig_verify_vinr(const char *header, const void *body, size_t bodylen,
     const struct sig_key *keys, size_t nkeys, time_t now, long tolerance)
 {
-	struct mac	 m;
+	struct mac	*m;
 	struct span	 k, v, tspan, parts[2];
 	const char	*cur;
 	unsigned char	 want[MAC_LEN], got[MAC_LEN];
@@ -433,7 +516,7 @@ sig_verify_vinr(const char *header, const void *body, size_t bodylen,
 	 * Failing to set up the MAC fails closed: the request is refused as
 	 * unsigned rather than let through.
 	 */
-	if (mac_open(&m) == -1)
+	if ((m = mac_open()) == NULL)
 		return SIG_INVALID;
 
 	/* The signed bytes: t as sent, '.', the body. */
@@ -450,7 +533,7 @@ sig_verify_vinr(const char *header, const void *body, size_t bodylen,
 	match = 0;
 	for (i = 0; i < nkeys && !match; i++) {
 		if (keys[i].kind != SIG_KEY_HMAC ||
-		    mac_compute(&m, &keys[i], parts, 2, want) == -1)
+		    mac_compute(m, &keys[i], parts, 2, want) == -1)
 			continue;
 		cur = header;
 		while (list_next(&cur, ',', &k, &v)) {
@@ -459,7 +542,6 @@ sig_verify_vinr(const char *header, const void *body, size_t bodylen,
 			match |= CRYPTO_memcmp(want, got, MAC_LEN) == 0;
 		}
 	}
-	mac_close(&m);
 	OPENSSL_cleanse(want, sizeof(want));
 	return match ? SIG_OK : SIG_INVALID;
 }
@@ -474,18 +556,18 @@ static int
 match_v1(const char *sig, const struct span *parts, const struct sig_key *keys,
     size_t nkeys)
 {
-	struct mac	 m;
+	struct mac	*m;
 	struct span	 k, v;
 	const char	*cur;
 	unsigned char	 want[MAC_LEN], got[MAC_B64_LEN / 4 * 3];
 	size_t		 i;
 	int		 match = 0;
 
-	if (mac_open(&m) == -1)
+	if ((m = mac_open()) == NULL)
 		return 0;
 	for (i = 0; i < nkeys && !match; i++) {
 		if (keys[i].kind != SIG_KEY_HMAC ||
-		    mac_compute(&m, &keys[i], parts, 3, want) == -1)
+		    mac_compute(m, &keys[i], parts, 3, want) == -1)
 			continue;
 		cur = sig;
 		while (list_next(&cur, ' ', &k, &v)) {
@@ -500,7 +582,6 @@ match_v1(const char *sig, const struct span *parts, const struct sig_key *keys,
 			match |= CRYPTO_memcmp(want, got, MAC_LEN) == 0;
 		}
 	}
-	mac_close(&m);
 	OPENSSL_cleanse(want, sizeof(want));
 	return match;
 }
@@ -646,7 +727,7 @@ sig_sign_vinr(const struct sig_key *key, long long t, const void *body,
     size_t bodylen, char *out, size_t outlen)
 {
 	static const char hexdig[] = "0123456789abcdef";
-	struct mac	 m;
+	struct mac	*m;
 	struct span	 parts[2];
 	unsigned char	 mac[MAC_LEN];
 	char		 tbuf[32];
@@ -666,10 +747,9 @@ sig_sign_vinr(const struct sig_key *key, long long t, const void *body,
 	parts[0].len = (size_t)tlen;
 	parts[1].p = body;
 	parts[1].len = bodylen;
-	if (mac_open(&m) == -1)
+	if ((m = mac_open()) == NULL)
 		return -1;
-	rc = mac_compute(&m, key, parts, 2, mac);
-	mac_close(&m);
+	rc = mac_compute(m, key, parts, 2, mac);
 	if (rc == -1)
 		return -1;
 
@@ -688,7 +768,7 @@ int
 sig_sign_standard(const struct sig_key *key, const char *msg_id, long long t,
     const void *body, size_t bodylen, char *out, size_t outlen)
 {
-	struct mac	 m;
+	struct mac	*m;
 	struct span	 parts[3];
 	unsigned char	 mac[MAC_LEN];
 	char		 tbuf[32];
@@ -711,10 +791,9 @@ sig_sign_standard(const struct sig_key *key, const char *msg_id, long long t,
 	n = 3 + MAC_B64_LEN;
 	if ((size_t)n + 1 > outlen)
 		return -1;
-	if (mac_open(&m) == -1)
+	if ((m = mac_open()) == NULL)
 		return -1;
-	rc = mac_compute(&m, key, parts, 3, mac);
-	mac_close(&m);
+	rc = mac_compute(m, key, parts, 3, mac);
 	if (rc == -1)
 		return -1;
 

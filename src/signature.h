@@ -1,8 +1,10 @@
 /*
  * signature.h - webhook signature verification (SPEC.md §1.2, §1.3).
  *
- * Pure: no I/O, no globals, no allocation on the verify path.  The caller
- * passes "now" so that tests can pin the clock.
+ * Pure but for one cache: every thread that verifies or signs with HMAC
+ * keeps one HMAC context (see sig_thread_release()); no I/O, and no
+ * allocation on the verify path after a thread's first.  The caller passes
+ * "now" so that tests can pin the clock.
  */
 #ifndef VINR_SIGNATURE_H
 #define VINR_SIGNATURE_H
@@ -104,5 +106,13 @@ int	sig_sign_vinr(const struct sig_key *, long long t, const void *body, size_t 
 	    char *out, size_t outlen);
 int	sig_sign_standard(const struct sig_key *, const char *msg_id, long long t,
 	    const void *body, size_t bodylen, char *out, size_t outlen);
+
+/*
+ * Frees the calling thread's cached HMAC context, if it has one.  A thread
+ * that exits needs none of this (its context goes with it); a thread that
+ * never does (main) may call it before exit so that nothing is left.  The
+ * next HMAC in this thread makes a new context.
+ */
+void	sig_thread_release(void);
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * parsebench.c - the HTTP worker's own per-request work, alone: what
- * event_parse() (cJSON parse, the payment fields, jsonnum), the 200 body
- * and a loadgen-like body's jsonnum lookup cost, in thread CPU time.
+ * event_parse() (cJSON parse, the payment fields, jsonnum), the 200 body,
+ * a loadgen-like body's jsonnum lookup, the Vinr-Signature check (one key,
+ * and two keys with the sender on the second: a rotation) and the UTF-8
+ * check of the body cost, in thread CPU time.
  *
  * The daemon's per-thread CPU moves by +-5 us per event from run to run on
  * the shared 2-core machine; these figures are the minimum of ROUNDS runs
@@ -20,6 +22,8 @@
 #include "event.h"
 #include "http_reply.h"
 #include "jsonnum.h"
+#include "signature.h"
+#include "util.h"
 
 #define ROUNDS	7
 
@@ -45,7 +49,13 @@ cpu_ns(void)
 	return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
-enum what { W_EVENT, W_CJSON, W_JSONNUM, W_REPLY };
+enum what { W_EVENT, W_CJSON, W_JSONNUM, W_REPLY, W_SIG, W_SIG2, W_UTF8 };
+
+#define NOW	1781168412LL
+
+/* Two keys: the sender signs with the second, the first is an old one. */
+static struct sig_key keys[2];
+static char sighdr[128];
 
 /* One round of n iterations of w; returns ns per iteration, or -1. */
 static double
@@ -76,6 +86,21 @@ round_of(enum what w, int n, const cJSON *root, const cJSON *amount)
 			sink += http_reply_received(out, "evt_r1a2b3c4_0000000000012345",
 			    false, false);
 			break;
+		case W_SIG:
+			if (sig_verify_vinr(sighdr, body, len, keys + 1, 1, NOW,
+			    300) != SIG_OK)
+				return -1;
+			break;
+		case W_SIG2:
+			/* The old key first, as during a rotation. */
+			if (sig_verify_vinr(sighdr, body, len, keys, 2, NOW,
+			    300) != SIG_OK)
+				return -1;
+			break;
+		case W_UTF8:
+			if (!util_utf8_valid(body, len))
+				return -1;
+			break;
 		}
 	}
 	(void)sink;
@@ -87,7 +112,9 @@ main(int argc, char **argv)
 {
 	static const char *const names[] = {
 		"event_parse + event_release", "  of which cJSON parse + delete",
-		"jsonnum_value (the amount)", "the 200 body (http_reply_received)"
+		"jsonnum_value (the amount)", "the 200 body (http_reply_received)",
+		"sig_verify_vinr (1 key)", "sig_verify_vinr (2 keys, 2nd matches)",
+		"util_utf8_valid (the body)"
 	};
 	int n = argc > 1 ? atoi(argv[1]) : 100000;
 	cJSON *root = cJSON_ParseWithLength(body, sizeof(body) - 1);
@@ -98,7 +125,14 @@ main(int argc, char **argv)
 	    "object"), "amount");
 	if (n <= 0 || amount == NULL)
 		return 2;
-	for (int w = W_EVENT; w <= W_REPLY; w++) {
+	if (sig_key_from_secret(SIG_SCHEME_VINR, "whsec_parsebench_key_0001",
+	    &keys[0]) == -1 ||
+	    sig_key_from_secret(SIG_SCHEME_VINR, "whsec_parsebench_key_0002",
+	    &keys[1]) == -1 ||
+	    sig_sign_vinr(&keys[1], NOW, body, sizeof(body) - 1, sighdr,
+	    sizeof(sighdr)) < 0)
+		return 2;
+	for (int w = W_EVENT; w <= W_UTF8; w++) {
 		best = -1;
 		for (int r = 0; r < ROUNDS; r++) {
 			if ((t = round_of(w, n, root, amount)) < 0) {
@@ -111,5 +145,7 @@ main(int argc, char **argv)
 		printf("%-40s %8.0f ns\n", names[w], best);
 	}
 	cJSON_Delete(root);
+	sig_key_release(&keys[0]);
+	sig_key_release(&keys[1]);
 	return 0;
 }
