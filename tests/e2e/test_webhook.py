@@ -222,6 +222,38 @@ def test_exactly_max_body_is_accepted(d):
     assert {r[0] for r in d.query("SELECT id FROM events")} >= {ev["id"], ev2["id"]}
 
 
+@pytest.mark.parametrize("size", [600, 4095, 4097, 20000])
+def test_body_in_pieces_stored_byte_for_byte(make_daemon, size):
+    """A Content-Length body that arrives in several pieces, below and above
+    4 KiB (http.c sizes the body's buffer from the declared length, and grows
+    it when more comes), is taken and stored exactly as sent."""
+    dm = make_daemon()
+    ev, body = padded_event(size)
+    head = ("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Vinr-Signature: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (PATH, sign_vinr(body), len(body))).encode()
+    s = socket.create_connection(("127.0.0.1", dm.port), timeout=10)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(head)
+        step = max(1, len(body) // 5)
+        for i in range(0, len(body), step):
+            s.sendall(body[i:i + step])
+            time.sleep(0.02)
+        resp = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            resp += b
+    finally:
+        s.close()
+    assert resp.startswith(b"HTTP/1.1 200"), resp[:200]
+    accepted(json.loads(resp.split(b"\r\n\r\n", 1)[1]), ev["id"])
+    stored = dm.query("SELECT body FROM events WHERE id = ?", ev["id"])
+    assert [r[0].encode() for r in stored] == [body]
+
+
 # ---------------------------------------------------------------------- 415
 
 @pytest.mark.parametrize("ctype", [
