@@ -59,6 +59,14 @@
  * for less); the whole-request deadline (request_timeout) is ours.
  */
 #define IDLE_TIMEOUT_S	30	/* MHD_OPTION_CONNECTION_TIMEOUT's below */
+/*
+ * Each connection's libmicrohttpd memory pool (its default is 32 KiB).  The
+ * pool is zeroed whole before every request of a keep-alive connection, so
+ * its size is paid per request; 16 KiB still holds a request's header block
+ * up to about 15 KiB (a larger one is 431), far beyond what VINR or nginx
+ * sends.
+ */
+#define CONN_POOL	(16 * 1024)
 
 struct http {
 	char			*path;		/* the webhook path */
@@ -1055,6 +1063,7 @@ http_start(const struct http_params *p, char *err, size_t errlen)
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_conn, h,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_seen, h,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL,
 	    MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)(p->max_connections ? p->max_connections : 1024),
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,

@@ -210,6 +210,24 @@ def test_libmicrohttpd_errors_are_json(daemon, raw, status):
     assert "<html>" not in daemon.log()
 
 
+def test_header_block_limit(daemon):
+    """Each connection's buffer is 16 KiB: a webhook with a 12 KiB header
+    block is stored; one of 20 KiB is 431 and stores nothing."""
+    ev = make_event("completed")
+    st, body = daemon.post_event(ev, headers={"X-Big": "a" * 12000})
+    assert (st, body["duplicate"]) == (200, False)
+    big = make_event("completed")
+    data = json.dumps(big).encode()
+    raw = (b"POST /webhooks/vinr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Vinr-Signature: " + sign_vinr(data).encode() + b"\r\n"
+           b"X-Big: " + b"a" * 20000 + b"\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(data)) + data
+    st, h, body = raw_http(daemon.port, raw)
+    assert st == 431 and json.loads(body) == {"error": "request_too_large"}
+    ids = [r[0] for r in daemon.query("SELECT id FROM events")]
+    assert ids == [ev["id"]]
+
+
 def test_bind_failure_is_our_message(make_daemon):
     a = make_daemon("a")
     b = make_daemon("b", start=False, conf={"http": {"listen": "127.0.0.1:%d" % a.port}})
