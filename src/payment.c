@@ -232,26 +232,38 @@ field_copy(struct payment *dst, const struct payment *src, enum pay_field_id i)
 }
 
 /*
- * Builds the merged payment in a scratch copy first, so that an allocation
- * failure half-way leaves cur as it was.  Known fields of in replace the
- * stored ones.
+ * Builds the merged payment in a scratch struct first, so that an
+ * allocation failure half-way leaves cur as it was.  Known fields of in
+ * replace the stored ones.  The scratch shares cur's strings: only a text
+ * that differs is copied (fresh[] holds those copies until the end), since
+ * most events repeat most of their payment's fields and this runs on the
+ * writer thread for every transition.
  */
 static int
 merge(struct payment *cur, const struct payment *in)
 {
-	struct payment m;
-	char *sa;
+	char *fresh[PAY_NFIELDS + 1], *v;
+	struct payment m = *cur;
+	int nfresh = 0;
 
-	if (payment_copy(&m, cur) == -1)
-		return -1;
-	for (int i = 0; i < PAY_NFIELDS; i++)
-		if (field_known(in, i) && field_copy(&m, in, i) == -1)
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (!field_known(in, i))
+			continue;
+		if (pay_fields[i].type != PAY_FT_TEXT) {
+			field_copy(&m, in, i);	/* no allocation */
+			continue;
+		}
+		if (*ctext_at(cur, i) != NULL &&
+		    strcmp(*ctext_at(cur, i), *ctext_at(in, i)) == 0)
+			continue;
+		if ((v = strdup(*ctext_at(in, i))) == NULL)
 			goto fail;
+		*text_at(&m, i) = fresh[nfresh++] = v;
+	}
 	if (in->status_at != NULL) {
-		if ((sa = strdup(in->status_at)) == NULL)
+		if ((v = strdup(in->status_at)) == NULL)
 			goto fail;
-		free(m.status_at);
-		m.status_at = sa;
+		m.status_at = fresh[nfresh++] = v;
 	}
 	/* amountCaptured: the object's value, else the stored one, else the
 	 * amount once completed (SPEC §2). */
@@ -259,11 +271,17 @@ merge(struct payment *cur, const struct payment *in)
 		m.has_amount_captured = true;
 		m.amount_captured = m.amount;
 	}
-	payment_release(cur);
+	/* Done: cur's strings that m no longer shares go. */
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (pay_fields[i].type == PAY_FT_TEXT && *text_at(cur, i) != *text_at(&m, i))
+			free(*text_at(cur, i));
+	if (cur->status_at != m.status_at)
+		free(cur->status_at);
 	*cur = m;
 	return 0;
 fail:
-	payment_release(&m);
+	while (nfresh > 0)
+		free(fresh[--nfresh]);
 	return -1;
 }
 
