@@ -31,7 +31,7 @@
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-	ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
+	ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_PAY_UPDATE, ST_OUT_INSERT,
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
@@ -105,16 +105,46 @@ static const char *stmt_sql[ST_COUNT] = {
  * ?N+2 = last_event_id for the upsert.  Built once, before any thread runs;
  * never freed.
  */
-static char pay_upsert_sql[2048], pay_track_sql[2048];
+static char pay_upsert_sql[2048], pay_track_sql[2048], pay_update_sql[2048];
+
+/*
+ * ST_PAY_UPDATE: the upsert's DO UPDATE as a plain UPDATE, with the same
+ * bindings, for a payment the writer knows is stored (its row was just
+ * read, or cached): no insert attempt that fails on the key first.
+ */
+static int
+pay_update_text(void)
+{
+	size_t len;
+	int n;
+
+	n = snprintf(pay_update_sql, sizeof(pay_update_sql), "UPDATE payments SET ");
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (i == PF_ID)
+			continue;
+		len = strlen(pay_update_sql);
+		n = snprintf(pay_update_sql + len, sizeof(pay_update_sql) - len,
+		    "%s = ?%d, ", pay_fields[i].column, i + 1);
+		if (n < 0 || (size_t)n >= sizeof(pay_update_sql) - len)
+			return -1;
+	}
+	len = strlen(pay_update_sql);
+	n = snprintf(pay_update_sql + len, sizeof(pay_update_sql) - len,
+	    "updated_at = ?%d, last_event_id = ?%d, rc_attempts = 0, rc_next_at = NULL, "
+	    "rc_state = 'idle' WHERE id = ?%d", PAY_NFIELDS + 1, PAY_NFIELDS + 2,
+	    PF_ID + 1);
+	return n < 0 || (size_t)n >= sizeof(pay_update_sql) - len ? -1 : 0;
+}
 
 static int
 pay_sql(void)
 {
 	if (store_pay_sql('?', pay_upsert_sql, sizeof(pay_upsert_sql), pay_track_sql,
-	    sizeof(pay_track_sql)) == -1)
+	    sizeof(pay_track_sql)) == -1 || pay_update_text() == -1)
 		return -1;
 	stmt_sql[ST_PAY_UPSERT] = pay_upsert_sql;
 	stmt_sql[ST_TRACK] = pay_track_sql;
+	stmt_sql[ST_PAY_UPDATE] = pay_update_sql;
 	return 0;
 }
 
@@ -339,16 +369,27 @@ bind_payment(sqlite3_stmt *st, const struct payment *p, enum pay_status status)
 	}
 }
 
+/*
+ * Writes p: a plain UPDATE when the caller knows the row is stored (stored),
+ * else the upsert.  An UPDATE that found no row, which the write lock and
+ * the cache's rules exclude, falls back to the upsert all the same.
+ */
 static int
 upsert_payment(struct store_conn *c, const struct payment *p, const char *now,
-    const char *event_id)
+    const char *event_id, bool stored)
 {
-	sqlite3_stmt *st = c->st[ST_PAY_UPSERT];
+	enum stmt_id id = stored ? ST_PAY_UPDATE : ST_PAY_UPSERT;
+	int rc;
 
-	bind_payment(st, p, p->status);
-	bind_text(st, PAY_NFIELDS + 1, now);
-	bind_text(st, PAY_NFIELDS + 2, event_id);
-	return run(c, ST_PAY_UPSERT);
+	for (;;) {
+		bind_payment(c->st[id], p, p->status);
+		bind_text(c->st[id], PAY_NFIELDS + 1, now);
+		bind_text(c->st[id], PAY_NFIELDS + 2, event_id);
+		if ((rc = run(c, id)) != SQLITE_OK || id == ST_PAY_UPSERT ||
+		    sqlite3_changes(c->db) > 0)
+			return rc;
+		id = ST_PAY_UPSERT;
+	}
 }
 
 /* Loads a payment; cur->status stays PAY_NONE when it is unknown. */
@@ -581,7 +622,7 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 		goto out;
 	}
 	if (d == PAY_TRANSITION) {
-		if ((rc = upsert_payment(c, &cur, now, ev->id)) != SQLITE_OK)
+		if ((rc = upsert_payment(c, &cur, now, ev->id, !pay_new)) != SQLITE_OK)
 			goto out;
 		stored = true;
 		occurred = ev->pay.status_at != NULL ? ev->pay.status_at :
