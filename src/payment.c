@@ -403,25 +403,36 @@ struct obuf {
 	bool	 oom;
 };
 
-static void
-ob_put(struct obuf *b, const char *s, size_t n)
+/* Room for n more bytes and the NUL: where they go, or NULL (then oom). */
+static char *
+ob_room(struct obuf *b, size_t n)
 {
 	char *np;
 	size_t cap;
 
 	if (b->oom)
-		return;
+		return NULL;
 	if (b->len + n + 1 > b->cap) {
 		for (cap = b->cap; b->len + n + 1 > cap; cap *= 2)
 			;
 		if ((np = realloc(b->p, cap)) == NULL) {
 			b->oom = true;
-			return;
+			return NULL;
 		}
 		b->p = np;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->len, s, n);
+	return b->p + b->len;
+}
+
+static void
+ob_put(struct obuf *b, const char *s, size_t n)
+{
+	char *d;
+
+	if ((d = ob_room(b, n)) == NULL)
+		return;
+	memcpy(d, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
 }
@@ -467,28 +478,47 @@ ob_str(struct obuf *b, const char *s)
 	ob_put(b, "\"", 1);
 }
 
-/* "key": after a comma unless it is the first. */
+/*
+ * "key": after a comma unless it is the first.  The keys are our own
+ * (pay_fields[], outcome_own): plain ASCII with nothing to escape, so they
+ * are copied in one piece.
+ */
 static void
 ob_key(struct obuf *b, const char *key)
 {
+	size_t n = strlen(key);
+	char *d;
+
+	if ((d = ob_room(b, n + 4)) == NULL)
+		return;
 	if (b->len > 1)
-		ob_put(b, ",", 1);
-	ob_str(b, key);
-	ob_put(b, ":", 1);
+		*d++ = ',';
+	*d++ = '"';
+	memcpy(d, key, n);
+	d += n;
+	*d++ = '"';
+	*d++ = ':';
+	b->len = (size_t)(d - b->p);
+	*d = '\0';
 }
 
+/* An integer as "%lld" prints it, without stdio's cost. */
 static void
 ob_int(struct obuf *b, bool has, int64_t v)
 {
-	char num[24];	/* -9223372036854775808 */
-	int n;
+	char num[24], *d = num + sizeof(num);	/* -9223372036854775808 */
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
 
 	if (!has) {
 		ob_put(b, "null", 4);
 		return;
 	}
-	n = snprintf(num, sizeof(num), "%lld", (long long)v);
-	ob_put(b, num, (size_t)n);
+	do
+		*--d = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--d = '-';
+	ob_put(b, d, (size_t)(num + sizeof(num) - d));
 }
 
 static void
@@ -534,11 +564,18 @@ payment_outcome_json(const struct payment *p, enum pay_status prev, int64_t seq,
 		{ PAY_NFIELDS, "recordedAt", recorded_at, false, 0 },
 	};
 	struct obuf b = { .cap = 768 };
-	size_t j = 0;
+	const char *name;
+	size_t j = 0, n;
 
 	if ((b.p = malloc(b.cap)) == NULL)
 		return NULL;
-	snprintf(type, sizeof(type), "payment.%s", pay_status_name(p->status));
+	/* "payment.<status>" ("(null)" as printf wrote it for no status): the
+	 * names are short constants, no stdio needed. */
+	name = pay_status_name(p->status) != NULL ? pay_status_name(p->status) : "(null)";
+	n = strlen(name) < sizeof(type) - 9 ? strlen(name) : sizeof(type) - 9;
+	memcpy(type, "payment.", 8);
+	memcpy(type + 8, name, n);
+	type[8 + n] = '\0';
 	ob_put(&b, "{", 1);
 	for (int i = 0; i <= PAY_NFIELDS; i++) {
 		for (; j < sizeof(own) / sizeof(own[0]) && (int)own[j].before == i; j++) {
