@@ -103,9 +103,16 @@ pay_cache_take(struct pay_cache *pc, const char *id, struct payment *out)
 void
 pay_cache_put(struct pay_cache *pc, struct payment *p)
 {
-	uint32_t h = hash_id(p->id);
-	struct slot *s = &pc->slots[h & pc->mask];
+	struct slot *s;
+	uint32_t h;
 
+	if (p->id == NULL) {		/* cannot be looked up: not kept */
+		payment_release(p);
+		payment_init(p);
+		return;
+	}
+	h = hash_id(p->id);
+	s = &pc->slots[h & pc->mask];
 	slot_empty(s);
 	free(p->status_at);
 	p->status_at = NULL;

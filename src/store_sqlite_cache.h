@@ -37,9 +37,9 @@ void			 pay_cache_free(struct pay_cache *);
  */
 bool	pay_cache_take(struct pay_cache *, const char *id, struct payment *out);
 /*
- * Moves *p (p->id not NULL; the row exactly as stored) into the cache,
- * evicting what its slot held; the transient status_at is freed, not
- * kept.  p is left holding nothing.
+ * Moves *p (the row exactly as stored) into the cache, evicting what its
+ * slot held; the transient status_at is freed, not kept, and a payment
+ * with no id is freed.  p is left holding nothing.
  */
 void	pay_cache_put(struct pay_cache *, struct payment *p);
 /* Forgets the payment id, if cached. */

@@ -109,6 +109,10 @@ test_cache_alone(void **state)
 	pay_cache_put(pc, &p);
 	pay_cache_clear(pc);
 	assert_false(pay_cache_take(pc, "c", &out));
+	payment_init(&p);				/* no id: freed, not kept */
+	p.reference = strdup("ord_1");
+	pay_cache_put(pc, &p);
+	assert_null(p.reference);
 	pay_cache_stats(pc, &st);
 	assert_int_equal(st.hits, 3);
 	assert_int_equal(st.misses, 5);
