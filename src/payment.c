@@ -232,26 +232,38 @@ field_copy(struct payment *dst, const struct payment *src, enum pay_field_id i)
 }
 
 /*
- * Builds the merged payment in a scratch copy first, so that an allocation
- * failure half-way leaves cur as it was.  Known fields of in replace the
- * stored ones.
+ * Builds the merged payment in a scratch struct first, so that an
+ * allocation failure half-way leaves cur as it was.  Known fields of in
+ * replace the stored ones.  The scratch shares cur's strings: only a text
+ * that differs is copied (fresh[] holds those copies until the end), since
+ * most events repeat most of their payment's fields and this runs on the
+ * writer thread for every transition.
  */
 static int
 merge(struct payment *cur, const struct payment *in)
 {
-	struct payment m;
-	char *sa;
+	char *fresh[PAY_NFIELDS + 1], *v;
+	struct payment m = *cur;
+	int nfresh = 0;
 
-	if (payment_copy(&m, cur) == -1)
-		return -1;
-	for (int i = 0; i < PAY_NFIELDS; i++)
-		if (field_known(in, i) && field_copy(&m, in, i) == -1)
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (!field_known(in, i))
+			continue;
+		if (pay_fields[i].type != PAY_FT_TEXT) {
+			field_copy(&m, in, i);	/* no allocation */
+			continue;
+		}
+		if (*ctext_at(cur, i) != NULL &&
+		    strcmp(*ctext_at(cur, i), *ctext_at(in, i)) == 0)
+			continue;
+		if ((v = strdup(*ctext_at(in, i))) == NULL)
 			goto fail;
+		*text_at(&m, i) = fresh[nfresh++] = v;
+	}
 	if (in->status_at != NULL) {
-		if ((sa = strdup(in->status_at)) == NULL)
+		if ((v = strdup(in->status_at)) == NULL)
 			goto fail;
-		free(m.status_at);
-		m.status_at = sa;
+		m.status_at = fresh[nfresh++] = v;
 	}
 	/* amountCaptured: the object's value, else the stored one, else the
 	 * amount once completed (SPEC §2). */
@@ -259,11 +271,17 @@ merge(struct payment *cur, const struct payment *in)
 		m.has_amount_captured = true;
 		m.amount_captured = m.amount;
 	}
-	payment_release(cur);
+	/* Done: cur's strings that m no longer shares go. */
+	for (int i = 0; i < PAY_NFIELDS; i++)
+		if (pay_fields[i].type == PAY_FT_TEXT && *text_at(cur, i) != *text_at(&m, i))
+			free(*text_at(cur, i));
+	if (cur->status_at != m.status_at)
+		free(cur->status_at);
 	*cur = m;
 	return 0;
 fail:
-	payment_release(&m);
+	while (nfresh > 0)
+		free(fresh[--nfresh]);
 	return -1;
 }
 
@@ -385,25 +403,36 @@ struct obuf {
 	bool	 oom;
 };
 
-static void
-ob_put(struct obuf *b, const char *s, size_t n)
+/* Room for n more bytes and the NUL: where they go, or NULL (then oom). */
+static char *
+ob_room(struct obuf *b, size_t n)
 {
 	char *np;
 	size_t cap;
 
 	if (b->oom)
-		return;
+		return NULL;
 	if (b->len + n + 1 > b->cap) {
 		for (cap = b->cap; b->len + n + 1 > cap; cap *= 2)
 			;
 		if ((np = realloc(b->p, cap)) == NULL) {
 			b->oom = true;
-			return;
+			return NULL;
 		}
 		b->p = np;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->len, s, n);
+	return b->p + b->len;
+}
+
+static void
+ob_put(struct obuf *b, const char *s, size_t n)
+{
+	char *d;
+
+	if ((d = ob_room(b, n)) == NULL)
+		return;
+	memcpy(d, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
 }
@@ -449,28 +478,47 @@ ob_str(struct obuf *b, const char *s)
 	ob_put(b, "\"", 1);
 }
 
-/* "key": after a comma unless it is the first. */
+/*
+ * "key": after a comma unless it is the first.  The keys are our own
+ * (pay_fields[], outcome_own): plain ASCII with nothing to escape, so they
+ * are copied in one piece.
+ */
 static void
 ob_key(struct obuf *b, const char *key)
 {
+	size_t n = strlen(key);
+	char *d;
+
+	if ((d = ob_room(b, n + 4)) == NULL)
+		return;
 	if (b->len > 1)
-		ob_put(b, ",", 1);
-	ob_str(b, key);
-	ob_put(b, ":", 1);
+		*d++ = ',';
+	*d++ = '"';
+	memcpy(d, key, n);
+	d += n;
+	*d++ = '"';
+	*d++ = ':';
+	b->len = (size_t)(d - b->p);
+	*d = '\0';
 }
 
+/* An integer as "%lld" prints it, without stdio's cost. */
 static void
 ob_int(struct obuf *b, bool has, int64_t v)
 {
-	char num[24];	/* -9223372036854775808 */
-	int n;
+	char num[24], *d = num + sizeof(num);	/* -9223372036854775808 */
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
 
 	if (!has) {
 		ob_put(b, "null", 4);
 		return;
 	}
-	n = snprintf(num, sizeof(num), "%lld", (long long)v);
-	ob_put(b, num, (size_t)n);
+	do
+		*--d = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--d = '-';
+	ob_put(b, d, (size_t)(num + sizeof(num) - d));
 }
 
 static void
@@ -516,11 +564,18 @@ payment_outcome_json(const struct payment *p, enum pay_status prev, int64_t seq,
 		{ PAY_NFIELDS, "recordedAt", recorded_at, false, 0 },
 	};
 	struct obuf b = { .cap = 768 };
-	size_t j = 0;
+	const char *name;
+	size_t j = 0, n;
 
 	if ((b.p = malloc(b.cap)) == NULL)
 		return NULL;
-	snprintf(type, sizeof(type), "payment.%s", pay_status_name(p->status));
+	/* "payment.<status>" ("(null)" as printf wrote it for no status): the
+	 * names are short constants, no stdio needed. */
+	name = pay_status_name(p->status) != NULL ? pay_status_name(p->status) : "(null)";
+	n = strlen(name) < sizeof(type) - 9 ? strlen(name) : sizeof(type) - 9;
+	memcpy(type, "payment.", 8);
+	memcpy(type + 8, name, n);
+	type[8 + n] = '\0';
 	ob_put(&b, "{", 1);
 	for (int i = 0; i <= PAY_NFIELDS; i++) {
 		for (; j < sizeof(own) / sizeof(own[0]) && (int)own[j].before == i; j++) {

@@ -22,18 +22,20 @@
 #include "store_checkpoint.h"
 #include "store_engine.h"
 #include "store_int.h"
+#include "store_sqlite_cache.h"
 #include "util.h"
 
 #define BUSY_TIMEOUT_MS	5000	/* SPEC §1.4: the write lock within 5 s */
 #define WAL_LIMIT	"8388608"	/* bytes the WAL keeps after a checkpoint */
+#define CACHE_SLOTS	4096	/* payment rows the writer keeps (store_sqlite_cache.h) */
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
-	ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_OUT_INSERT,
+	ST_EV_INSERT, ST_PAY_GET, ST_PAY_UPSERT, ST_PAY_UPDATE, ST_OUT_INSERT,
 	ST_CUR_SET, ST_DEAD_INSERT, ST_TRACK, ST_REPLAY, ST_DEAD_DELETE,
 	ST_RC_SET, ST_PRUNE_EVENTS, ST_PRUNE_OUTCOMES,
 	ST_PR_GET, ST_PR_PUT, ST_PR_SET, ST_PR_MOVE, ST_PR_LINK, ST_PR_LINKED,
-	ST_PR_CANDIDATES, ST_PR_ANY_UNKNOWN, ST_PAY_TRACKED, ST_SEQ_SAVE,
+	ST_PR_CANDIDATES, ST_PR_ANY_UNKNOWN, ST_PAY_TRACKED, ST_SEQ_SAVE, ST_DATA_VERSION,
 	ST_COUNT
 };
 
@@ -93,6 +95,8 @@ static const char *stmt_sql[ST_COUNT] = {
 	 * undone by its savepoint gives its seq back. */
 	[ST_SEQ_SAVE] = "UPDATE outcome_seq SET seq = max(seq, "
 	    "coalesce((SELECT max(seq) FROM outcomes), 0)) WHERE one = 1",
+	/* Changes when another connection committed: then the cache goes. */
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /*
@@ -101,16 +105,46 @@ static const char *stmt_sql[ST_COUNT] = {
  * ?N+2 = last_event_id for the upsert.  Built once, before any thread runs;
  * never freed.
  */
-static char pay_upsert_sql[2048], pay_track_sql[2048];
+static char pay_upsert_sql[2048], pay_track_sql[2048], pay_update_sql[2048];
+
+/*
+ * ST_PAY_UPDATE: the upsert's DO UPDATE as a plain UPDATE, with the same
+ * bindings, for a payment the writer knows is stored (its row was just
+ * read, or cached): no insert attempt that fails on the key first.
+ */
+static int
+pay_update_text(void)
+{
+	size_t len;
+	int n;
+
+	n = snprintf(pay_update_sql, sizeof(pay_update_sql), "UPDATE payments SET ");
+	for (int i = 0; i < PAY_NFIELDS; i++) {
+		if (i == PF_ID)
+			continue;
+		len = strlen(pay_update_sql);
+		n = snprintf(pay_update_sql + len, sizeof(pay_update_sql) - len,
+		    "%s = ?%d, ", pay_fields[i].column, i + 1);
+		if (n < 0 || (size_t)n >= sizeof(pay_update_sql) - len)
+			return -1;
+	}
+	len = strlen(pay_update_sql);
+	n = snprintf(pay_update_sql + len, sizeof(pay_update_sql) - len,
+	    "updated_at = ?%d, last_event_id = ?%d, rc_attempts = 0, rc_next_at = NULL, "
+	    "rc_state = 'idle' WHERE id = ?%d", PAY_NFIELDS + 1, PAY_NFIELDS + 2,
+	    PF_ID + 1);
+	return n < 0 || (size_t)n >= sizeof(pay_update_sql) - len ? -1 : 0;
+}
 
 static int
 pay_sql(void)
 {
 	if (store_pay_sql('?', pay_upsert_sql, sizeof(pay_upsert_sql), pay_track_sql,
-	    sizeof(pay_track_sql)) == -1)
+	    sizeof(pay_track_sql)) == -1 || pay_update_text() == -1)
 		return -1;
 	stmt_sql[ST_PAY_UPSERT] = pay_upsert_sql;
 	stmt_sql[ST_TRACK] = pay_track_sql;
+	stmt_sql[ST_PAY_UPDATE] = pay_update_sql;
 	return 0;
 }
 
@@ -126,6 +160,13 @@ struct store_conn {
 	 */
 	bool		 unknown_reqs;
 	struct store_ckpt ck;
+	/*
+	 * The payment rows this connection wrote or read last, as stored in
+	 * the open transaction (store_sqlite_cache.h), and PRAGMA
+	 * data_version when the last transaction began.
+	 */
+	struct pay_cache *cache;
+	int64_t		 data_version;
 };
 
 sqlite3 *
@@ -328,16 +369,27 @@ bind_payment(sqlite3_stmt *st, const struct payment *p, enum pay_status status)
 	}
 }
 
+/*
+ * Writes p: a plain UPDATE when the caller knows the row is stored (stored),
+ * else the upsert.  An UPDATE that found no row, which the write lock and
+ * the cache's rules exclude, falls back to the upsert all the same.
+ */
 static int
 upsert_payment(struct store_conn *c, const struct payment *p, const char *now,
-    const char *event_id)
+    const char *event_id, bool stored)
 {
-	sqlite3_stmt *st = c->st[ST_PAY_UPSERT];
+	enum stmt_id id = stored ? ST_PAY_UPDATE : ST_PAY_UPSERT;
+	int rc;
 
-	bind_payment(st, p, p->status);
-	bind_text(st, PAY_NFIELDS + 1, now);
-	bind_text(st, PAY_NFIELDS + 2, event_id);
-	return run(c, ST_PAY_UPSERT);
+	for (;;) {
+		bind_payment(c->st[id], p, p->status);
+		bind_text(c->st[id], PAY_NFIELDS + 1, now);
+		bind_text(c->st[id], PAY_NFIELDS + 2, event_id);
+		if ((rc = run(c, id)) != SQLITE_OK || id == ST_PAY_UPSERT ||
+		    sqlite3_changes(c->db) > 0)
+			return rc;
+		id = ST_PAY_UPSERT;
+	}
 }
 
 /* Loads a payment; cur->status stays PAY_NONE when it is unknown. */
@@ -360,6 +412,18 @@ load_payment(struct store_conn *c, const char *id, struct payment *cur)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc;
+}
+
+/*
+ * load_payment() through the cache: a hit moves the cached row into cur
+ * with no SELECT and no copy.  ingest_run() puts it back once it is stored.
+ */
+static int
+load_cached(struct store_conn *c, const char *id, struct payment *cur)
+{
+	if (pay_cache_take(c->cache, id, cur))
+		return SQLITE_OK;
+	return load_payment(c, id, cur);
 }
 
 static int
@@ -417,6 +481,9 @@ pay_link(struct store_conn *c, const char *key, const char *payment_id, const ch
 	bind_text(st, 3, now);
 	if ((rc = run(c, ST_PR_LINK)) != SQLITE_OK)
 		return rc;
+	/* tracked is no column of the cache's rows; dropped all the same, so
+	 * that no statement that changes a payment leaves its row cached. */
+	pay_cache_drop(c->cache, payment_id);
 	bind_text(c->st[ST_PAY_TRACKED], 1, payment_id);
 	return run(c, ST_PAY_TRACKED);
 }
@@ -523,7 +590,7 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 	enum pay_status prev = PAY_NONE;
 	const char *occurred;
 	char *json;
-	bool dup, pay_new;
+	bool dup, pay_new, stored;
 	int rc, d;
 
 	in->decision = -1;
@@ -535,13 +602,15 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 		return dup && in->pay_key != NULL ?
 		    pay_link(c, in->pay_key, ev->pay.id, now) : SQLITE_OK;
 	}
-	if ((rc = load_payment(c, ev->pay.id, &cur)) != SQLITE_OK)
+	if ((rc = load_cached(c, ev->pay.id, &cur)) != SQLITE_OK)
 		return rc;
 	pay_new = cur.status == PAY_NONE;
 	if ((d = payment_apply(&cur, &ev->pay, &prev)) == -1) {
 		payment_release(&cur);
 		return SQLITE_NOMEM;
 	}
+	/* Whether cur is the row as stored, which the cache may keep. */
+	stored = d != PAY_TRANSITION;
 	/* Decided before the insert, which tells a duplicate: then the
 	 * decision is dropped and nothing else is written. */
 	if ((rc = insert_event(c, in, decision_names[d], now, &dup)) != SQLITE_OK)
@@ -553,8 +622,9 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 		goto out;
 	}
 	if (d == PAY_TRANSITION) {
-		if ((rc = upsert_payment(c, &cur, now, ev->id)) != SQLITE_OK)
+		if ((rc = upsert_payment(c, &cur, now, ev->id, !pay_new)) != SQLITE_OK)
 			goto out;
+		stored = true;
 		occurred = ev->pay.status_at != NULL ? ev->pay.status_at :
 		    ev->created_at != NULL ? ev->created_at : now;
 		json = payment_outcome_json(&cur, prev, seq, ev->id, in->source,
@@ -574,7 +644,12 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 	in->result = INGEST_ACCEPTED;
 	in->decision = d;
 out:
-	payment_release(&cur);
+	/* A job that failed is undone (ROLLBACK or ROLLBACK TO, which clear
+	 * the cache): its row is not kept either way. */
+	if (rc == SQLITE_OK && stored && cur.status != PAY_NONE)
+		pay_cache_put(c->cache, &cur);
+	else
+		payment_release(&cur);
 	return rc;
 }
 
@@ -619,6 +694,7 @@ store_sqlite_track(struct store_conn *c, const struct payment *in,
 	sqlite3_stmt *st = c->st[ST_TRACK];
 	int rc;
 
+	pay_cache_drop(c->cache, in->id);
 	bind_payment(st, in, PAY_PENDING);
 	bind_text(st, PAY_NFIELDS + 1, now);
 	if ((rc = run(c, ST_TRACK)) != SQLITE_OK)
@@ -661,6 +737,7 @@ store_sqlite_rc_set(struct store_conn *c, const char *payment_id, int attempts,
 {
 	sqlite3_stmt *st = c->st[ST_RC_SET];
 
+	pay_cache_drop(c->cache, payment_id);	/* as pay_link() does */
 	bind_text(st, 1, payment_id);
 	sqlite3_bind_int(st, 2, attempts);
 	bind_text(st, 3, next_at);
@@ -756,6 +833,25 @@ store_sqlite_set_lock_wait(struct store_conn *c, int ms)
 	sqlite3_busy_timeout(c->db, ms < 1 ? 1 : ms > BUSY_TIMEOUT_MS ? BUSY_TIMEOUT_MS : ms);
 }
 
+/*
+ * With the write lock held: if another connection committed since the last
+ * look (an operator's shell, another program on the file), the cached rows
+ * may be stale and go.  Our own commits and checkpoints do not count.
+ */
+static void
+data_version_check(struct store_conn *c)
+{
+	sqlite3_stmt *st = c->st[ST_DATA_VERSION];
+	int64_t v = -1;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (v == -1 || v != c->data_version)
+		pay_cache_clear(c->cache);
+	c->data_version = v;
+}
+
 static int
 store_sqlite_begin(struct store_conn *c)
 {
@@ -770,6 +866,7 @@ store_sqlite_begin(struct store_conn *c)
 	/* An error: look every time, as before. */
 	c->unknown_reqs = rc != SQLITE_DONE;
 	sqlite3_reset(st);
+	data_version_check(c);
 	return 0;
 }
 
@@ -806,6 +903,8 @@ store_sqlite_rollback(struct store_conn *c)
 {
 	int rc;
 
+	/* Whatever the transaction wrote is undone: so are the rows cached. */
+	pay_cache_clear(c->cache);
 	if (!sqlite3_get_autocommit(c->db) && (rc = run(c, ST_ROLLBACK)) != SQLITE_OK) {
 		c->last_rc = rc;
 		return STORE_E_TXN;
@@ -832,6 +931,7 @@ store_sqlite_savepoint_undo(struct store_conn *c)
 {
 	int rc;
 
+	pay_cache_clear(c->cache);	/* the job's rows, and all others with them */
 	if ((rc = run(c, ST_ROLLBACK_TO)) == SQLITE_OK)
 		rc = run(c, ST_RELEASE);
 	return code(c, rc);
@@ -850,6 +950,12 @@ store_sqlite_probe(struct store_conn *c)
 	return code(c, rc);
 }
 
+void
+store_sqlite_cache_stats(struct store_conn *c, struct pay_cache_stats *st)
+{
+	pay_cache_stats(c->cache, st);
+}
+
 static const char *
 store_sqlite_error(struct store_conn *c)
 {
@@ -862,6 +968,7 @@ store_sqlite_close(struct store_conn *c)
 	if (c == NULL)
 		return;
 	store_ckpt_stop(&c->ck);
+	pay_cache_free(c->cache);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(c->st[i]);
 	if (c->db != NULL)
@@ -881,8 +988,10 @@ store_sqlite_open(const char *path, const struct store_params *params, char *err
 		snprintf(err, errlen, "the payment statements do not fit their buffers");
 		return NULL;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->cache = pay_cache_new(CACHE_SLOTS)) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		free(c);
 		return NULL;
 	}
 	if ((c->db = store_connect(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,

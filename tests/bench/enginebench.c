@@ -4,15 +4,17 @@
  * queue and no other thread competing, so that a change of a few
  * microseconds in the writer's path shows above this machine's noise.
  *
- * enginebench [-n EVENTS] [-b BATCH] [-s SYNCHRONOUS] DIR
+ * enginebench [-n EVENTS] [-b BATCH] [-s SYNCHRONOUS] [-p] DIR
  *
  * Ingests EVENTS (40000) events like loadgen's (~650 bytes; each payment
  * goes pending, processing, authorized, completed: every event a
  * transition) in transactions of BATCH (50), synchronous SYNCHRONOUS (0:
  * no fsync, the CPU alone).  Prints the writer thread's CPU per event
  * (CLOCK_THREAD_CPUTIME_ID), the process's (the checkpointer included),
- * wall time and the bytes written per event, and a RESULT line.  Parsing the events is done before and
- * not counted.
+ * wall time and the bytes written per event, the payment cache's hits and
+ * misses (store_sqlite_cache.h), and a RESULT line.  Parsing the events is
+ * done before and not counted.  -p runs each event in its own savepoint, as
+ * store.c's careful run does after a job failed (its first run has none).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_engine.h"
+#include "store_sqlite_cache.h"
 
 static double
 now_us(clockid_t clk)
@@ -61,15 +64,17 @@ main(int argc, char **argv)
 	struct vinr_event *ev;
 	struct store_ingest in;
 	struct store_conn *c;
+	struct pay_cache_stats cs;
 	char **body, path[512], err[256];
 	double t0, c0, p0, t1, c1, p1, w0, w1;
-	int n = 40000, batch = 50, opt, seq = 1;
+	int n = 40000, batch = 50, opt, seq = 1, sp = 0;
 
-	while ((opt = getopt(argc, argv, "n:b:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:b:s:p")) != -1) {
 		switch (opt) {
 		case 'n': n = atoi(optarg); break;
 		case 'b': batch = atoi(optarg); break;
 		case 's': params.synchronous = atoi(optarg); break;
+		case 'p': sp = 1; break;
 		default: goto usage;
 		}
 	}
@@ -114,8 +119,10 @@ main(int argc, char **argv)
 		for (int k = i; k < n && k < i + batch; k++) {
 			in = (struct store_ingest){ .ev = &ev[k], .body = body[k],
 			    .bodylen = strlen(body[k]), .source = "webhook" };
-			if (e->ingest(c, &in, "2026-06-11T09:00:13.000Z", seq) != 0 ||
-			    in.result != INGEST_ACCEPTED || in.seq != seq) {
+			if ((sp && e->savepoint(c) != 0) ||
+			    e->ingest(c, &in, "2026-06-11T09:00:13.000Z", seq) != 0 ||
+			    in.result != INGEST_ACCEPTED || in.seq != seq ||
+			    (sp && e->release(c) != 0)) {
 				fprintf(stderr, "enginebench: ingest %d failed\n", k);
 				return 1;
 			}
@@ -128,11 +135,15 @@ main(int argc, char **argv)
 	c1 = now_us(CLOCK_THREAD_CPUTIME_ID);
 	p1 = now_us(CLOCK_PROCESS_CPUTIME_ID);
 	w1 = wchar();
+	store_sqlite_cache_stats(c, &cs);
 	e->close(c);
-	printf("enginebench: %d events, batches of %d, synchronous %d: writer %.1f us, "
+	printf("enginebench: %d events, batches of %d, synchronous %d%s: writer %.1f us, "
 	    "process %.1f us CPU per event, %.1f us wall, %.0f B written per event "
-	    "(WAL and checkpoints)\n", n, batch, params.synchronous,
-	    (c1 - c0) / n, (p1 - p0) / n, (t1 - t0) / n, (w1 - w0) / n);
+	    "(WAL and checkpoints); payment cache %llu hits, %llu misses, %llu clears\n",
+	    n, batch, params.synchronous, sp ? ", savepoints" : "",
+	    (c1 - c0) / n, (p1 - p0) / n, (t1 - t0) / n, (w1 - w0) / n,
+	    (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+	    (unsigned long long)cs.clears);
 	printf("RESULT writer_us=%.1f process_us=%.1f wall_us=%.1f bytes=%.0f\n",
 	    (c1 - c0) / n, (p1 - p0) / n, (t1 - t0) / n, (w1 - w0) / n);
 	for (int i = 0; i < n; i++) {
@@ -143,6 +154,6 @@ main(int argc, char **argv)
 	free(body);
 	return 0;
 usage:
-	fprintf(stderr, "usage: enginebench [-n events] [-b batch] [-s synchronous] dir\n");
+	fprintf(stderr, "usage: enginebench [-n events] [-b batch] [-s synchronous] [-p] dir\n");
 	return 2;
 }

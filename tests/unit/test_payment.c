@@ -963,6 +963,34 @@ test_outcome_large_amount_exact(void **state)
 	payment_release(&p);
 }
 
+/*
+ * The outcome line prints its integers itself (no printf): zero, negative
+ * numbers and both ends of int64 come out as "%lld" writes them.
+ */
+static void
+test_outcome_integer_edges(void **state)
+{
+	static const int64_t v[] = { 0, 7, -1, -120, 1000000, INT64_MAX, INT64_MIN };
+	char want[64], *s;
+	struct payment p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		bare_payment(&p, PAY_AUTHORIZED);
+		p.has_amount = true;
+		p.amount = v[i];
+		s = payment_outcome_json(&p, PAY_PENDING, v[i], "e", "webhook", "a", "b");
+		assert_non_null(s);
+		snprintf(want, sizeof(want), "{\"seq\":%lld,", (long long)v[i]);
+		assert_true(strncmp(s, want, strlen(want)) == 0);
+		snprintf(want, sizeof(want), "\"amount\":%lld,", (long long)v[i]);
+		assert_non_null(strstr(s, want));
+		assert_non_null(strstr(s, "\"type\":\"payment.authorized\","));
+		free(s);
+		payment_release(&p);
+	}
+}
+
 /* ------------------------------------------------------ the field table */
 
 /* The members of struct payment, named here, not through the table. */
@@ -1241,6 +1269,7 @@ main(void)
 		cmocka_unit_test(test_outcome_as_cjson_prints),
 		cmocka_unit_test(test_outcome_after_capture),
 		cmocka_unit_test(test_outcome_large_amount_exact),
+		cmocka_unit_test(test_outcome_integer_edges),
 		cmocka_unit_test(test_table_spelling),
 		cmocka_unit_test(test_table_offsets),
 		cmocka_unit_test(test_add_json_exact),
