@@ -35,6 +35,14 @@ struct sink_ops {
 			    size_t len, char *err, size_t errlen);
 	/* Makes what was delivered durable before the cursor moves: 0 or -1. */
 	int		(*flush)(struct sink *);
+	/*
+	 * Hands what was delivered to the destination without making it
+	 * durable (the event log's write(2) without its fdatasync): 0 or -1.
+	 * With it, flush() runs at most every SINK_SYNC_GAP_MS under load
+	 * (and at once after a quiet moment); the cursor moves only after a
+	 * flush.  May be NULL: then flush() runs for every batch.
+	 */
+	int		(*push)(struct sink *);
 	/* SIGHUP: reopen files, reconnect.  May be NULL. */
 	void		(*reopen)(struct sink *);
 	/* Frees the driver's state (impl) in sink_free().  May be NULL. */

@@ -1,11 +1,13 @@
 /*
  * sink_eventlog.c - see sink_eventlog.h.
  *
- * deliver() only appends the line to a buffer; flush(), which the sink calls
- * once per batch before it moves its cursor, writes the whole batch with one
- * write(2) and syncs it with one fdatasync.  A line that is not yet written
- * is not yet delivered as far as the cursor knows: a failed write means the
- * batch is delivered again, never that a line is lost.
+ * deliver() only appends the line to a buffer; push(), which the sink calls
+ * once per batch, writes the whole batch with one write(2), and flush(),
+ * which the sink calls before it moves its cursor (at most every
+ * SINK_SYNC_GAP_MS under load, see sink.c), also syncs it with one
+ * fdatasync.  A line that is not yet synced is not yet delivered as far as
+ * the cursor knows: a failed write or sync means the lines since the cursor
+ * are delivered again, never that a line is lost.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,6 +133,13 @@ el_flush(struct sink *s)
 	return 0;
 }
 
+/* Writes the batch without syncing it: the sink's flush() syncs later. */
+static int
+el_push(struct sink *s)
+{
+	return el_write(sink_impl(s));
+}
+
 static void
 el_reopen(struct sink *s)
 {
@@ -162,6 +171,7 @@ static const struct sink_ops eventlog_ops = {
 	.name = "eventlog",
 	.deliver = el_deliver,
 	.flush = el_flush,
+	.push = el_push,
 	.reopen = el_reopen,
 	.close = el_close,
 };
