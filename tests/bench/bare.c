@@ -1,7 +1,7 @@
 /*
  * bare.c - the reference for `make bench`: a bare libmicrohttpd server.
  *
- *   bare -p PORT [-s] [-m BYTES]
+ *   bare -p PORT [-s] [-m BYTES] [-e]
  *
  * It serves any POST the way vinr-webhookd's http.c serves a webhook, minus
  * everything that is the daemon's own work: the same threading model (an
@@ -18,6 +18,9 @@
  *
  * -m: libmicrohttpd's per-connection memory pool (MHD_OPTION_CONNECTION_
  * MEMORY_LIMIT, 32 KiB by default), which it clears after every request.
+ *
+ * -e: epoll instead of poll(2), to measure what the daemon would gain (it
+ * stays on poll: see http_start()).
  *
  * Runs until SIGTERM or SIGINT; prints its CPU time and request count on
  * stderr when it stops.  Exit 0, or 2 on a usage or setup error.
@@ -201,8 +204,10 @@ main(int argc, char *argv[])
 	int ch, port = 0, sig;
 	size_t mem = 32 * 1024;
 
-	while ((ch = getopt(argc, argv, "p:sm:")) != -1) {
-		if (ch == 'p')
+	while ((ch = getopt(argc, argv, "p:sm:e")) != -1) {
+		if (ch == 'e')
+			flags = (flags & ~(unsigned)MHD_USE_POLL) | MHD_USE_EPOLL;
+		else if (ch == 'p')
 			port = atoi(optarg);
 		else if (ch == 's')
 			suspend_mode = true;
@@ -212,7 +217,7 @@ main(int argc, char *argv[])
 			port = -1;
 	}
 	if (optind != argc || port <= 0 || port > 65535 || mem < 1024) {
-		fprintf(stderr, "usage: bare -p PORT [-s] [-m BYTES]\n");
+		fprintf(stderr, "usage: bare -p PORT [-s] [-m BYTES] [-e]\n");
 		return 2;
 	}
 	sigemptyset(&sigs);

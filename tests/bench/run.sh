@@ -8,7 +8,7 @@
 #
 # Ingest (build/loadgen posts signed, unique events, every one a transition):
 #   bare-32, bare-128   tests/bench/bare.c: libmicrohttpd alone with the
-#                       daemon's threading model, BENCH_BARE_SECS (5) s each
+#                       daemon's threading model and 16 KiB pool, BENCH_BARE_SECS (5) s each
 #   bare-susp-128       the same, each request suspended and resumed by
 #                       another thread (BENCH_SUSPEND=0 skips)
 #   full-32, full-128   synchronous=full, BENCH_CONNS (32) and BENCH_CONNS_HIGH
@@ -539,9 +539,9 @@ summary() {
 echo "vinr-webhookd bench: $DAEMON, files in $top ($fstype), $(nproc) CPU(s), ids $IDS"
 printf '%s\n' "$SECRET" > "$top/secret"
 if [ "${BENCH_BARE:-1}" = 1 ]; then
-	bare "bare-$CONNS" "$CONNS"
-	bare "bare-$CONNS_HIGH" "$CONNS_HIGH"
-	[ "${BENCH_SUSPEND:-1}" = 1 ] && bare "bare-susp-$CONNS_HIGH" "$CONNS_HIGH" -s
+	bare "bare-$CONNS" "$CONNS" -m 16384
+	bare "bare-$CONNS_HIGH" "$CONNS_HIGH" -m 16384
+	[ "${BENCH_SUSPEND:-1}" = 1 ] && bare "bare-susp-$CONNS_HIGH" "$CONNS_HIGH" -s -m 16384
 fi
 if [ "${BENCH_INGEST:-1}" = 1 ]; then
 	ingest "full-$CONNS" full "$CONNS" -d "$SECS" -n "$POOL"
