@@ -69,7 +69,8 @@ struct span {
  * instead restarts from the key schedule the context already holds (an
  * EVP_MAC_init after EVP_MAC_final is a legal transition, life_cycle-mac(7);
  * the HMAC provider then calls HMAC_Init_ex with a NULL key, which keeps
- * the key).  It is only done when the bytes of the key asked for equal the
+ * the key).  It is only done when this OpenSSL does keep it
+ * (mac_reuse_works()) and the bytes of the key asked for equal the
  * copy kept here, never on pointer identity: a reloaded key may be
  * allocated where the old one was.  klen is 0 whenever the context's key is
  * unknown (new context, key too long to copy, a failed init).
@@ -84,6 +85,7 @@ static pthread_once_t	 mac_once = PTHREAD_ONCE_INIT;
 static EVP_MAC		*mac_hmac;
 static pthread_key_t	 mac_tkey;
 static int		 mac_ready;
+static int		 mac_reuse;	/* EVP_MAC_init(NULL key) keeps the key */
 
 static void	 mac_destroy(void *);
 static void	 mac_global_init(void);
@@ -120,11 +122,46 @@ mac_destroy(void *p)
 	free(m);
 }
 
+/*
+ * Whether this OpenSSL restarts an HMAC from the key it holds when
+ * EVP_MAC_init is given a NULL key: 3.0.0 to 3.0.2 answered success and
+ * changed nothing, so the next MAC ran on a finished context (openssl#17811,
+ * fixed in 3.0.3).  Tried once, on a known key and message: the same MAC
+ * twice, or the key is set for every MAC.
+ */
+static int
+mac_reuse_works(void)
+{
+	char		 digest[] = "SHA256";
+	unsigned char	 key[] = "vinr-selftest", a[MAC_LEN], b[MAC_LEN];
+	OSSL_PARAM	 params[2];
+	EVP_MAC_CTX	*ctx;
+	size_t		 alen = 0, blen = 0;
+	int		 ok;
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((ctx = EVP_MAC_CTX_new(mac_hmac)) == NULL)
+		return 0;
+	ok = EVP_MAC_CTX_set_params(ctx, params) &&
+	    EVP_MAC_init(ctx, key, sizeof(key) - 1, NULL) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)"abc", 3) &&
+	    EVP_MAC_final(ctx, a, &alen, sizeof(a)) &&
+	    EVP_MAC_init(ctx, NULL, 0, NULL) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)"abc", 3) &&
+	    EVP_MAC_final(ctx, b, &blen, sizeof(b)) &&
+	    alen == MAC_LEN && blen == MAC_LEN && memcmp(a, b, MAC_LEN) == 0;
+	EVP_MAC_CTX_free(ctx);
+	return ok;
+}
+
 static void
 mac_global_init(void)
 {
 	if ((mac_hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) == NULL)
 		return;
+	mac_reuse = mac_reuse_works();
 	if (pthread_key_create(&mac_tkey, mac_destroy) != 0) {
 		EVP_MAC_free(mac_hmac);
 		mac_hmac = NULL;
@@ -175,14 +212,16 @@ sig_thread_release(void)
 static int
 mac_init(struct mac *m, const struct sig_key *key)
 {
-	if (m->klen == key->len &&
+	if (mac_reuse && m->klen == key->len &&
 	    CRYPTO_memcmp(m->key, key->data, key->len) == 0)
 		return EVP_MAC_init(m->ctx, NULL, 0, NULL) ? 0 : -1;
-	/* Unknown until the new key is in: a failure leaves it unknown. */
+	/* Unknown until the new key is in: a failure leaves it unknown, and
+	 * the old key's bytes do not stay behind. */
 	m->klen = 0;
+	OPENSSL_cleanse(m->key, sizeof(m->key));
 	if (!EVP_MAC_init(m->ctx, key->data, key->len, NULL))
 		return -1;
-	if (key->len <= sizeof(m->key)) {
+	if (mac_reuse && key->len <= sizeof(m->key)) {
 		memcpy(m->key, key->data, key->len);
 		m->klen = key->len;
 	}
@@ -223,6 +262,7 @@ mac_compute(struct mac *m, const struct sig_key *key, const struct span *parts,
 fail:
 	/* Whatever state the context is in now, set the key again next time. */
 	m->klen = 0;
+	OPENSSL_cleanse(m->key, sizeof(m->key));
 	return -1;
 }
 
