@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,13 @@ struct eventlog {
 	int	 fd;
 	char	*buf;		/* whole lines not written yet */
 	size_t	 len, cap;
+	/*
+	 * Lines the sink counts as delivered may not be in the file: a write
+	 * failed and dropped the buffer in deliver(), or the old file's sync
+	 * failed at a reopen.  The next push() or flush() then fails, so that
+	 * the sink delivers again from its saved cursor.
+	 */
+	bool	 lost;
 };
 
 static int
@@ -100,6 +108,7 @@ el_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
 
 	(void)seq;
 	if (el->len > 0 && el->len + len > EL_BUF_MAX && el_write(el) == -1) {
+		el->lost = true;
 		snprintf(err, errlen, "cannot write %s", el->path);
 		return SINK_DOWN;
 	}
@@ -118,12 +127,23 @@ el_deliver(struct sink *s, int64_t seq, const char *line, size_t len,
 	return SINK_OK;
 }
 
+/* See lost: 0, or -1 (once) with the buffer dropped. */
+static int
+el_check_lost(struct eventlog *el)
+{
+	if (!el->lost)
+		return 0;
+	el->lost = false;
+	el->len = 0;
+	return -1;
+}
+
 static int
 el_flush(struct sink *s)
 {
 	struct eventlog *el = sink_impl(s);
 
-	if (el_write(el) == -1)
+	if (el_check_lost(el) == -1 || el_write(el) == -1)
 		return -1;
 	/* A pipe or a terminal cannot be synced (EINVAL): nothing to do. */
 	if (el->fd == -1 || (fdatasync(el->fd) == -1 && errno != EINVAL)) {
@@ -137,7 +157,9 @@ el_flush(struct sink *s)
 static int
 el_push(struct sink *s)
 {
-	return el_write(sink_impl(s));
+	struct eventlog *el = sink_impl(s);
+
+	return el_check_lost(el) == -1 ? -1 : el_write(el);
 }
 
 static void
@@ -146,7 +168,11 @@ el_reopen(struct sink *s)
 	struct eventlog *el = sink_impl(s);
 
 	if (el->fd != -1) {
-		fdatasync(el->fd);
+		/* Lines pushed but not yet synced are in the old file. */
+		if (fdatasync(el->fd) == -1 && errno != EINVAL) {
+			log_warn("eventlog: fdatasync %s before reopening", el->path);
+			el->lost = true;
+		}
 		close(el->fd);
 	}
 	if (el_open(el) == -1)

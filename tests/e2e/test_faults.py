@@ -107,6 +107,26 @@ def test_healthz_warns_while_the_event_log_cannot_be_flushed(make_daemon, tmp_pa
     assert seqs == [1, 2]
 
 
+def test_event_log_write_failure_in_a_large_batch_loses_no_line(make_daemon, tmp_path,
+                                                               faultshim):
+    """A batch over 1 MiB is written in pieces while it is gathered; a
+    failed piece dropped the lines gathered before it while the sink
+    counted them as delivered, and the cursor moved past them."""
+    on = tmp_path / "fault-on"
+    d = make_daemon(env=shim_env(faultshim, on, "write", "events.log"))
+    on.write_text("")
+    for _ in range(300):
+        assert d.post_event(make_event("completed", reference="r" * 5000))[0] == 200
+    # The sink retries with a backlog of 256 lines of ~5 KiB: its buffer
+    # passes 1 MiB and that write fails too.
+    time.sleep(3)
+    on.unlink()
+    wait_for(lambda: len({line["seq"] for line in d.event_log_lines()}) >= 300, timeout=30,
+             what="300 lines")
+    seqs = sorted({line["seq"] for line in d.event_log_lines()})
+    assert seqs == list(range(1, 301))
+
+
 def test_sqlite_io_error_gives_503_and_loses_nothing(make_daemon, tmp_path, faultshim):
     """fsync failing under SQLite: 503, never a false 200; once it heals,
     every event answered 200 is there and the refused ones are not
