@@ -685,10 +685,13 @@ handle(struct http *h, struct MHD_Connection *c, const char *url, const char *me
 			 * The declared length when there is one: a 4 KiB
 			 * block is a large-bin request for glibc, which first
 			 * consolidates the small chunks the last request's
-			 * JSON parse freed (~1 us).
+			 * JSON parse freed (~1 us).  At most 64 KiB at first:
+			 * the signature is not checked yet, and a client that
+			 * declares max_body and sends one byte must not get
+			 * it all.
 			 */
 			size_t cap = r->cap ? r->cap : r->declared ?
-			    r->declared : 4096;
+			    (r->declared < 65536 ? r->declared : 65536) : 4096;
 			char *b;
 
 			while (cap < r->len + n)
