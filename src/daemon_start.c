@@ -2,10 +2,12 @@
  * daemon_start.c - starting the daemon's subsystems (see daemon.h and the
  * order in main.c's comment).
  */
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <systemd/sd-daemon.h>
@@ -179,6 +181,27 @@ start_control(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A start that fails once threads run (the writer, the checkpointer, the
+ * sinks, postgres' leader and LISTEN threads, which may be inside libpq
+ * connecting): exit() would run the libraries' destructors under them
+ * (krb5's, through libpq's GSSAPI: an abort under ASan), so the line is
+ * logged and _exit() leaves at once.  Nothing is lost: no request was
+ * answered yet.
+ */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+start_failed(int code, const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_errx("%s", msg);
+	_exit(code);
+}
+
 /* Starts every subsystem, in order; exits 1 on a failure. */
 void
 daemon_start(struct daemon *d)
@@ -203,16 +226,16 @@ daemon_start(struct daemon *d)
 	d->src.store = d->store;
 	store_set_retention(d->store, d->cfg.retain_days);
 	if (store_start(d->store) == -1)
-		fatalx(EXIT_RUNTIME, "cannot start the writer");
+		start_failed(EXIT_RUNTIME, "cannot start the writer");
 	if (start_sinks(d, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "%s", err);
+		start_failed(EXIT_RUNTIME, "%s", err);
 	if (start_api(d, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "VINR's API: %s", err);
+		start_failed(EXIT_RUNTIME, "VINR's API: %s", err);
 	if (d->pg && start_cluster(d, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "postgres: %s", err);
+		start_failed(EXIT_RUNTIME, "postgres: %s", err);
 	if (start_control(d, err, sizeof(err)) == -1 ||
 	    start_http(d, listen_fd, err, sizeof(err)) == -1)
-		fatalx(EXIT_RUNTIME, "%s", err);
+		start_failed(EXIT_RUNTIME, "%s", err);
 	log_info("vinr-webhookd %s listening on %s%s, database %s", VINR_VERSION,
 	    listen_fd >= 0 ? "a socket from systemd" : d->cfg.listen,
 	    listen_fd >= 0 ? "" : d->cfg.http_path, d->pg ? "postgres" : d->cfg.database);
