@@ -1,15 +1,11 @@
 /*
  * leader.c - see leader.h.
  *
- * Threads: one (leader_main) owns the connection and calls the callbacks;
- * other threads only read the atomics and, in leader_stop(), set the stop
- * flag and wake it through a pipe.
+ * Threads: one (leader_main, a worker.h thread) owns the connection and
+ * calls the callbacks; other threads only read the atomics and, in
+ * leader_stop(), stop the worker.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +16,12 @@
 #include "log.h"
 #include "pg_conn.h"
 #include "util.h"
+#include "worker.h"
 
 struct leader {
 	struct leader_params	 p;
-	pthread_t		 thread;
-	bool			 running;
-	int			 wake[2];	/* pipe: leader_stop() wakes the thread */
+	struct worker		 w;
 	PGconn			*conn;
-	atomic_bool		 stopping;
 	atomic_bool		 leading;
 	_Atomic int64_t		 tick_ms;
 	int64_t			 rejoin_ms;	/* no competing before this */
@@ -62,15 +56,10 @@ leader_alive(struct leader *l)
 static int
 nap(struct leader *l, int ms)
 {
-	struct pollfd pfd[2] = { { .fd = l->wake[0], .events = POLLIN },
-	    { .fd = l->conn != NULL ? PQsocket(l->conn) : -1, .events = POLLIN } };
-	int n = pfd[1].fd >= 0 ? 2 : 1;
-
 	atomic_store(&l->tick_ms, util_mono_ms());
-	if (poll(pfd, (nfds_t)n, ms) > 0 && n == 2 && (pfd[1].revents != 0)) {
-		if (PQconsumeInput(l->conn) != 1 || PQstatus(l->conn) != CONNECTION_OK)
-			return -1;
-	}
+	if (worker_wait(&l->w, l->conn != NULL ? PQsocket(l->conn) : -1, ms) &&
+	    (PQconsumeInput(l->conn) != 1 || PQstatus(l->conn) != CONNECTION_OK))
+		return -1;
 	atomic_store(&l->tick_ms, util_mono_ms());
 	return 0;
 }
@@ -127,7 +116,7 @@ round_connected(struct leader *l)
 	 */
 	if (nap(l, takeover_ms / 8 > 125 ? takeover_ms / 8 : 125) == -1)
 		lose(l, "connection lost");
-	else if (!atomic_load(&l->stopping) &&
+	else if (!worker_stopping(&l->w) &&
 	    pg_conn_query(l->conn, "SELECT 1", takeover_ms / 8 + 1) == -1)
 		lose(l, "connection check failed");
 	else if (util_mono_ms() - l->ok_ms > takeover_ms / 4 + 250)
@@ -143,7 +132,7 @@ leader_main(void *arg)
 	char err[256];
 	bool said = false;
 
-	while (!atomic_load(&l->stopping)) {
+	while (!worker_stopping(&l->w)) {
 		atomic_store(&l->tick_ms, util_mono_ms());
 		if (util_mono_ms() < l->rejoin_ms) {
 			nap(l, (int)(l->rejoin_ms - util_mono_ms()));
@@ -181,17 +170,9 @@ leader_start(const struct leader_params *p, char *err, size_t errlen)
 		l->p.lock_key = LEADER_LOCK_KEY;
 	if (l->p.takeover < 1)
 		l->p.takeover = 1;
-	l->wake[0] = l->wake[1] = -1;
 	atomic_store(&l->tick_ms, util_mono_ms());
-	if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
+	if (worker_start(&l->w, leader_main, l, "leader election", err, errlen) == -1)
 		goto fail;
-	}
-	if (pthread_create(&l->thread, NULL, leader_main, l) != 0) {
-		snprintf(err, errlen, "cannot start the leader election thread");
-		goto fail;
-	}
-	l->running = true;
 	return l;
 fail:
 	leader_free(l);
@@ -201,12 +182,8 @@ fail:
 void
 leader_stop(struct leader *l)
 {
-	if (l == NULL || !l->running)
-		return;
-	atomic_store(&l->stopping, true);
-	(void)!write(l->wake[1], "x", 1);
-	pthread_join(l->thread, NULL);
-	l->running = false;
+	if (l != NULL)
+		worker_stop(&l->w);
 }
 
 void
@@ -214,11 +191,8 @@ leader_free(struct leader *l)
 {
 	if (l == NULL)
 		return;
-	leader_stop(l);
+	worker_close(&l->w);
 	if (l->conn != NULL)
 		PQfinish(l->conn);
-	for (int i = 0; i < 2; i++)
-		if (l->wake[i] != -1)
-			close(l->wake[i]);
 	free(l);
 }

@@ -1,14 +1,11 @@
 /*
  * pg_listen.c - see pg_listen.h.
  *
- * Threads: one (listen_main) owns the connection; pg_listen_stop() sets a
- * flag and wakes it through a pipe.
+ * Threads: one (listen_main, a worker.h thread) owns the connection;
+ * pg_listen_stop() stops the worker.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +16,12 @@
 #include "pg_conn.h"
 #include "pg_listen.h"
 #include "store.h"
+#include "worker.h"
 
 struct pg_listen {
 	struct pg_listen_params	 p;
-	pthread_t		 thread;
-	bool			 running;
-	int			 wake[2];
+	struct worker		 w;
 	PGconn			*conn;
-	atomic_bool		 stopping;
 	atomic_bool		 connected;
 };
 
@@ -105,11 +100,9 @@ static void *
 listen_main(void *arg)
 {
 	struct pg_listen *l = arg;
-	struct pollfd pfd[2];
 	bool said = false;
 
-	while (!atomic_load(&l->stopping)) {
-		pfd[0] = (struct pollfd){ .fd = l->wake[0], .events = POLLIN };
+	while (!worker_stopping(&l->w)) {
 		if (l->conn == NULL) {
 			/* Connected or not, the listeners re-read now: what was
 			 * committed while down sent no notification here. */
@@ -118,11 +111,10 @@ listen_main(void *arg)
 				continue;
 			}
 			store_wake(l->p.store, 0);
-			poll(pfd, 1, 1000);
+			worker_wait(&l->w, -1, 1000);
 			continue;
 		}
-		pfd[1] = (struct pollfd){ .fd = PQsocket(l->conn), .events = POLLIN };
-		if (poll(pfd, 2, 1000) > 0 && pfd[1].revents != 0 && drain(l) == -1) {
+		if (worker_wait(&l->w, PQsocket(l->conn), 1000) && drain(l) == -1) {
 			log_warnx("wake-ups from other instances: connection lost");
 			drop(l);
 		}
@@ -143,16 +135,8 @@ pg_listen_start(const struct pg_listen_params *p, char *err, size_t errlen)
 	l->p = *p;
 	if (l->p.takeover < 1)
 		l->p.takeover = 1;
-	l->wake[0] = l->wake[1] = -1;
-	if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) == -1) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
+	if (worker_start(&l->w, listen_main, l, "LISTEN", err, errlen) == -1)
 		goto fail;
-	}
-	if (pthread_create(&l->thread, NULL, listen_main, l) != 0) {
-		snprintf(err, errlen, "cannot start the LISTEN thread");
-		goto fail;
-	}
-	l->running = true;
 	return l;
 fail:
 	pg_listen_free(l);
@@ -162,12 +146,8 @@ fail:
 void
 pg_listen_stop(struct pg_listen *l)
 {
-	if (l == NULL || !l->running)
-		return;
-	atomic_store(&l->stopping, true);
-	(void)!write(l->wake[1], "x", 1);
-	pthread_join(l->thread, NULL);
-	l->running = false;
+	if (l != NULL)
+		worker_stop(&l->w);
 }
 
 void
@@ -175,10 +155,7 @@ pg_listen_free(struct pg_listen *l)
 {
 	if (l == NULL)
 		return;
-	pg_listen_stop(l);
+	worker_close(&l->w);
 	drop(l);
-	for (int i = 0; i < 2; i++)
-		if (l->wake[i] != -1)
-			close(l->wake[i]);
 	free(l);
 }
