@@ -131,6 +131,29 @@ payreq_copy(struct pay_request *dst, const struct pay_request *src)
 	return 0;
 }
 
+int
+payreq_from_columns(struct pay_request *r, const char *const col[PAYREQ_NCOLS],
+    int64_t amount)
+{
+	char **dst[] = { &r->key, &r->terminal_id, &r->reference, &r->currency,
+	    &r->capture_method };
+
+	payreq_init(r);
+	for (int i = 0; i < 5; i++)
+		if (dup_opt(col[i], dst[i]) == -1)
+			goto fail;
+	r->amount = amount;
+	r->state = payreq_state_parse(col[6]);
+	if (dup_opt(col[7], &r->payment_id) == -1)
+		goto fail;
+	if (col[8] != NULL)
+		snprintf(r->created_at, sizeof(r->created_at), "%s", col[8]);
+	return 0;
+fail:
+	payreq_release(r);
+	return -1;
+}
+
 void
 payreq_release(struct pay_request *r)
 {

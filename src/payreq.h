@@ -80,6 +80,14 @@ int64_t		 payreq_time_s(const char *ts);
 void		 payreq_init(struct pay_request *);
 /* Deep copy; 0, or -1 (dst then holds nothing). */
 int		 payreq_copy(struct pay_request *dst, const struct pay_request *src);
+/*
+ * A stored row: the columns of PAYREQ_COLS (store_int.h) in their order,
+ * each as text or NULL for SQL NULL (col[5], the amount, is not read: it
+ * comes as amount).  Fills r; 0, or -1 out of memory (r holds nothing).
+ */
+#define PAYREQ_NCOLS	9
+int		 payreq_from_columns(struct pay_request *r,
+		    const char *const col[PAYREQ_NCOLS], int64_t amount);
 /* Frees the strings; NULL ok. */
 void		 payreq_release(struct pay_request *);
 

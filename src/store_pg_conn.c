@@ -199,25 +199,9 @@ store_pg_payment(const PGresult *res, int row, int c, struct payment *p)
 int
 store_pg_payreq(const PGresult *res, int row, int c, struct pay_request *r)
 {
-	char **dst[] = { &r->key, &r->terminal_id, &r->reference, &r->currency,
-	    &r->capture_method };
+	const char *col[PAYREQ_NCOLS];
 
-	payreq_init(r);
-	for (int i = 0; i < 5; i++)
-		if (!PQgetisnull(res, row, c + i) &&
-		    (*dst[i] = strdup(PQgetvalue(res, row, c + i))) == NULL)
-			goto fail;
-	r->amount = store_pg_int(res, row, c + 5);
-	r->state = payreq_state_parse(PQgetisnull(res, row, c + 6) ? NULL :
-	    PQgetvalue(res, row, c + 6));
-	if (!PQgetisnull(res, row, c + 7) &&
-	    (r->payment_id = strdup(PQgetvalue(res, row, c + 7))) == NULL)
-		goto fail;
-	if (!PQgetisnull(res, row, c + 8))
-		snprintf(r->created_at, sizeof(r->created_at), "%s",
-		    PQgetvalue(res, row, c + 8));
-	return 0;
-fail:
-	payreq_release(r);
-	return -1;
+	for (int i = 0; i < PAYREQ_NCOLS; i++)
+		col[i] = PQgetisnull(res, row, c + i) ? NULL : PQgetvalue(res, row, c + i);
+	return payreq_from_columns(r, col, store_pg_int(res, row, c + 5));
 }

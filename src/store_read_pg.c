@@ -517,42 +517,22 @@ pg_reader_rc_due(struct store_rconn *c, const char *now, const char *stale_befor
 	return i;
 }
 
-/* payreq_from_row() of a PostgreSQL row (PAYREQ_COLS).  0 or -1. */
-static int
-payreq_from_pg(const PGresult *res, int row, struct pay_request *r)
-{
-	const char *v;
-	char **dst[] = { &r->key, &r->terminal_id, &r->reference, &r->currency,
-	    &r->capture_method };
-
-	payreq_init(r);
-	for (int i = 0; i < 5; i++)
-		if ((v = col_text(res, row, i)) != NULL && (*dst[i] = strdup(v)) == NULL)
-			goto fail;
-	r->amount = col_i64(res, row, 5);
-	r->state = payreq_state_parse(col_text(res, row, 6));
-	if ((v = col_text(res, row, 7)) != NULL && (r->payment_id = strdup(v)) == NULL)
-		goto fail;
-	if ((v = col_text(res, row, 8)) != NULL)
-		snprintf(r->created_at, sizeof(r->created_at), "%s", v);
-	return 0;
-fail:
-	payreq_release(r);
-	return -1;
-}
 
 static int
 pg_reader_pay_request(struct store_rconn *c, const char *key, struct pay_request *out)
 {
-	const char *v[] = { key };
+	const char *v[] = { key }, *col[PAYREQ_NCOLS];
 	PGresult *res;
 	int found = 0;
 
 	payreq_init(out);
 	if ((res = query(c, PS_PAY_REQUEST, 1, v, "reading pay request")) == NULL)
 		return -1;
-	if (PQntuples(res) > 0)
-		found = payreq_from_pg(res, 0, out) == 0 ? 1 : -1;
+	if (PQntuples(res) > 0) {
+		for (int i = 0; i < PAYREQ_NCOLS; i++)
+			col[i] = col_text(res, 0, i);
+		found = payreq_from_columns(out, col, col_i64(res, 0, 5)) == 0 ? 1 : -1;
+	}
 	PQclear(res);
 	return found;
 }

@@ -447,26 +447,11 @@ insert_outcome(struct store_conn *c, const struct payment *p, int64_t seq,
 int
 payreq_from_row(sqlite3_stmt *st, int c, struct pay_request *r)
 {
-	const char *v;
-	char **dst[] = { &r->key, &r->terminal_id, &r->reference, &r->currency,
-	    &r->capture_method };
+	const char *col[PAYREQ_NCOLS];
 
-	payreq_init(r);
-	for (int i = 0; i < 5; i++)
-		if ((v = (const char *)sqlite3_column_text(st, c + i)) != NULL &&
-		    (*dst[i] = strdup(v)) == NULL)
-			goto fail;
-	r->amount = sqlite3_column_int64(st, c + 5);
-	r->state = payreq_state_parse((const char *)sqlite3_column_text(st, c + 6));
-	if ((v = (const char *)sqlite3_column_text(st, c + 7)) != NULL &&
-	    (r->payment_id = strdup(v)) == NULL)
-		goto fail;
-	if ((v = (const char *)sqlite3_column_text(st, c + 8)) != NULL)
-		snprintf(r->created_at, sizeof(r->created_at), "%s", v);
-	return 0;
-fail:
-	payreq_release(r);
-	return -1;
+	for (int i = 0; i < PAYREQ_NCOLS; i++)
+		col[i] = (const char *)sqlite3_column_text(st, c + i);
+	return payreq_from_columns(r, col, sqlite3_column_int64(st, c + 5));
 }
 
 /* Links key's request to payment_id and tracks the payment.  SQLite's rc. */

@@ -263,6 +263,38 @@ test_expiry(void **state)
 	assert_int_equal(store_reader_pay_oldest(f->reader, PR_UNKNOWN, at), 0);
 }
 
+/* A stored row's columns, as both engines hand them over. */
+static void
+test_from_columns(void **state)
+{
+	const char *full[PAYREQ_NCOLS] = { "k1", "term_1", "order_9", "EUR", "manual",
+	    "ignored", "created", "tpay_1", "2026-06-11T09:00:00.000Z" };
+	const char *bare[PAYREQ_NCOLS] = { "k2", NULL, NULL, NULL, NULL, NULL, "bogus",
+	    NULL, NULL };
+	struct pay_request r;
+
+	(void)state;
+	assert_int_equal(payreq_from_columns(&r, full, 1250), 0);
+	assert_string_equal(r.key, "k1");
+	assert_string_equal(r.terminal_id, "term_1");
+	assert_string_equal(r.reference, "order_9");
+	assert_string_equal(r.currency, "EUR");
+	assert_string_equal(r.capture_method, "manual");
+	assert_int_equal(r.amount, 1250);
+	assert_int_equal(r.state, PR_CREATED);
+	assert_string_equal(r.payment_id, "tpay_1");
+	assert_string_equal(r.created_at, "2026-06-11T09:00:00.000Z");
+	assert_true(r.key != full[0]);		/* copies, not the row's own */
+	payreq_release(&r);
+	assert_int_equal(payreq_from_columns(&r, bare, 0), 0);
+	assert_string_equal(r.key, "k2");
+	assert_null(r.terminal_id);
+	assert_null(r.payment_id);
+	assert_int_equal(r.state, PR_NONE);
+	assert_string_equal(r.created_at, "");
+	payreq_release(&r);
+}
+
 int
 main(void)
 {
@@ -272,6 +304,7 @@ main(void)
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_link_window),
 		cmocka_unit_test(test_copy),
+		cmocka_unit_test(test_from_columns),
 		cmocka_unit_test_setup_teardown(test_begin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_linked_by_its_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_resolved_by_a_matching_payment,
