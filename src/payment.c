@@ -285,6 +285,37 @@ fail:
 	return -1;
 }
 
+const char *
+pay_decision_name(enum pay_decision d)
+{
+	static const char *const names[] = {
+		[PAY_TRANSITION] = "transition",
+		[PAY_STALE] = "stale",
+		[PAY_CONFLICT] = "conflict",
+	};
+
+	return names[d];
+}
+
+struct payment
+payment_match_view(const struct payment *stored, const struct payment *obj)
+{
+	struct payment m = *stored;
+
+	m.id = obj->id;
+	if (obj->terminal_id != NULL)
+		m.terminal_id = obj->terminal_id;
+	if (obj->reference != NULL)
+		m.reference = obj->reference;
+	if (obj->has_amount) {
+		m.has_amount = true;
+		m.amount = obj->amount;
+	}
+	if (obj->created_at != NULL)
+		m.created_at = obj->created_at;
+	return m;
+}
+
 int
 payment_apply(struct payment *cur, const struct payment *in, enum pay_status *prev)
 {

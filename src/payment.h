@@ -129,6 +129,19 @@ bool		 pay_status_is_outcome(enum pay_status);
  */
 int	payment_apply(struct payment *cur, const struct payment *in, enum pay_status *prev);
 
+/* "transition", "stale", "conflict": the events table's result. */
+const char	*pay_decision_name(enum pay_decision);
+
+/*
+ * The payment a pay request is matched against after an event (terminal,
+ * reference, amount, createdAt; payreq_link_ok()): obj's own fields where
+ * it has them, else stored's, so that a stale event matches as its object
+ * says.  A shallow view: its strings are stored's and obj's, never
+ * released through it.
+ */
+struct payment	 payment_match_view(const struct payment *stored,
+		    const struct payment *obj);
+
 /* Fills the table's fields of dst that are unknown from src (for "track").
  * Returns 0, or -1 on allocation failure. */
 int	payment_fill_missing(struct payment *dst, const struct payment *src);

@@ -502,26 +502,9 @@ pay_after_ingest(struct store_conn *c, const struct store_ingest *in,
 	if (in->pay_key != NULL)
 		return pay_link(c, in->pay_key, in->ev->pay.id, now);
 	/* The object's own fields first: a stale event leaves cur as it was. */
-	m = *cur;
-	m.id = in->ev->pay.id;
-	if (in->ev->pay.terminal_id != NULL)
-		m.terminal_id = in->ev->pay.terminal_id;
-	if (in->ev->pay.reference != NULL)
-		m.reference = in->ev->pay.reference;
-	if (in->ev->pay.has_amount) {
-		m.has_amount = true;
-		m.amount = in->ev->pay.amount;
-	}
-	if (in->ev->pay.created_at != NULL)
-		m.created_at = in->ev->pay.created_at;
+	m = payment_match_view(cur, &in->ev->pay);
 	return pay_resolve(c, &m, pay_new, now);
 }
-
-static const char *const decision_names[] = {
-	[PAY_TRANSITION] = "transition",
-	[PAY_STALE] = "stale",
-	[PAY_CONFLICT] = "conflict",
-};
 
 static int
 pg_ingest(struct store_conn *c, struct store_ingest *in, const char *now, int64_t seq)
@@ -550,7 +533,7 @@ pg_ingest(struct store_conn *c, struct store_ingest *in, const char *now, int64_
 	}
 	/* Decided before the insert, which tells a duplicate: then the
 	 * decision is dropped and nothing else is written. */
-	if ((rc = insert_event(c, in, decision_names[d], now, &dup)) != 0)
+	if ((rc = insert_event(c, in, pay_decision_name(d), now, &dup)) != 0)
 		goto out;
 	if (dup) {
 		in->result = INGEST_DUPLICATE;

@@ -538,32 +538,13 @@ pay_after_ingest(struct store_conn *c, const struct store_ingest *in,
     const struct payment *cur, bool pay_new, const char *now)
 {
 	struct payment m;
-	int rc;
 
 	if (in->pay_key != NULL)
 		return pay_link(c, in->pay_key, in->ev->pay.id, now);
 	/* The object's own fields first: a stale event leaves cur as it was. */
-	m = *cur;
-	m.id = in->ev->pay.id;
-	if (in->ev->pay.terminal_id != NULL)
-		m.terminal_id = in->ev->pay.terminal_id;
-	if (in->ev->pay.reference != NULL)
-		m.reference = in->ev->pay.reference;
-	if (in->ev->pay.has_amount) {
-		m.has_amount = true;
-		m.amount = in->ev->pay.amount;
-	}
-	if (in->ev->pay.created_at != NULL)
-		m.created_at = in->ev->pay.created_at;
-	rc = pay_resolve(c, &m, pay_new, now);
-	return rc;
+	m = payment_match_view(cur, &in->ev->pay);
+	return pay_resolve(c, &m, pay_new, now);
 }
-
-static const char *const decision_names[] = {
-	[PAY_TRANSITION] = "transition",
-	[PAY_STALE] = "stale",
-	[PAY_CONFLICT] = "conflict",
-};
 
 /* One event: dedupe, state machine, outcome.  Returns SQLite's rc. */
 static int
@@ -598,7 +579,7 @@ ingest_run(struct store_conn *c, struct store_ingest *in, const char *now,
 	stored = d != PAY_TRANSITION;
 	/* Decided before the insert, which tells a duplicate: then the
 	 * decision is dropped and nothing else is written. */
-	if ((rc = insert_event(c, in, decision_names[d], now, &dup)) != SQLITE_OK)
+	if ((rc = insert_event(c, in, pay_decision_name(d), now, &dup)) != SQLITE_OK)
 		goto out;
 	if (dup) {
 		in->result = INGEST_DUPLICATE;

@@ -1242,6 +1242,38 @@ test_copy_and_release(void **state)
 	payment_release(NULL);
 }
 
+/* What a pay request is matched against: the object's fields over the stored. */
+static void
+test_match_view(void **state)
+{
+	struct payment stored = { .id = "tpay_1", .terminal_id = "term_old",
+	    .reference = "order_old", .has_amount = true, .amount = 100,
+	    .created_at = "2026-06-11T09:00:00Z", .status = PAY_PENDING };
+	struct payment obj = { .id = "tpay_1", .reference = "order_new",
+	    .status = PAY_COMPLETED };
+	struct payment m;
+
+	(void)state;
+	m = payment_match_view(&stored, &obj);
+	assert_string_equal(m.terminal_id, "term_old");
+	assert_string_equal(m.reference, "order_new");
+	assert_true(m.has_amount);
+	assert_int_equal(m.amount, 100);
+	assert_string_equal(m.created_at, "2026-06-11T09:00:00Z");
+	assert_int_equal(m.status, PAY_PENDING);
+	obj.has_amount = true;
+	obj.amount = 250;
+	obj.terminal_id = "term_new";
+	obj.created_at = "2026-06-11T09:01:00Z";
+	m = payment_match_view(&stored, &obj);
+	assert_string_equal(m.terminal_id, "term_new");
+	assert_int_equal(m.amount, 250);
+	assert_string_equal(m.created_at, "2026-06-11T09:01:00Z");
+	assert_string_equal(pay_decision_name(PAY_TRANSITION), "transition");
+	assert_string_equal(pay_decision_name(PAY_STALE), "stale");
+	assert_string_equal(pay_decision_name(PAY_CONFLICT), "conflict");
+}
+
 int
 main(void)
 {
@@ -1276,6 +1308,7 @@ main(void)
 		cmocka_unit_test(test_outcome_line_exact),
 		cmocka_unit_test(test_fill_missing),
 		cmocka_unit_test(test_copy_and_release),
+		cmocka_unit_test(test_match_view),
 	};
 	enum { NFIXED = sizeof(fixed) / sizeof(fixed[0]), NPAIR = NSTATUS * NSTATUS };
 	struct CMUnitTest tests[NFIXED + 2 * NPAIR];
